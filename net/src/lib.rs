@@ -1,0 +1,15 @@
+//! Async sockets for the mini runtime: [`TcpListener`] and [`TcpStream`].
+//!
+//! Built entirely on the runtime's safe API ([`mini_runtime::io::Async`] and the
+//! non-blocking calls in [`mini_runtime::socket`]), so this crate has no `unsafe` at all.
+//! Sockets belong to the runtime they were created in and to its thread (they are not
+//! `Send`): mini runs everything on one thread.
+
+#![forbid(unsafe_code)]
+
+mod addr;
+mod tcp;
+
+pub use tcp::listener::TcpListener;
+pub use tcp::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+pub use tcp::stream::TcpStream;

@@ -1,0 +1,94 @@
+//! [`TcpListener`]: accepts connections.
+
+use std::future::poll_fn;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::AsFd;
+use std::task::{ready, Context, Poll};
+
+use mini_runtime::io::{Async, Direction};
+use mini_runtime::socket;
+
+use crate::addr;
+use crate::TcpStream;
+
+/// The `listen(2)` backlog: connections the kernel completes before `accept` takes them.
+/// std uses 128, which a burst of a thousand connects overflows (the extra SYNs are dropped
+/// and retried a second later). 1024 is tokio's figure; the kernel caps it at `somaxconn`.
+const BACKLOG: i32 = 1024;
+
+/// A TCP socket server, listening for connections.
+///
+/// # Examples
+///
+/// ```no_run
+/// #[mini::main]
+/// async fn main() -> std::io::Result<()> {
+///     let listener = mini::net::TcpListener::bind("127.0.0.1:8080").await?;
+///     loop {
+///         let (mut stream, peer) = listener.accept().await?;
+///         mini::spawn(async move {
+///             let (mut reader, mut writer) = stream.split();
+///             let _ = mini::io::copy(&mut reader, &mut writer).await;
+///             println!("{peer} left");
+///         });
+///     }
+/// }
+/// ```
+#[derive(Debug)]
+pub struct TcpListener {
+    io: Async<std::net::TcpListener>,
+}
+
+impl TcpListener {
+    /// Creates a listener bound to `addr` (`SO_REUSEADDR` set, backlog 1024). If `addr`
+    /// yields several addresses, each is tried in turn. Port 0 picks a free port: see
+    /// [`local_addr`](Self::local_addr).
+    ///
+    /// # Panics
+    ///
+    /// Outside a mini runtime.
+    pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        let addrs = addr::resolve(addr)?;
+        addr::try_each(addrs, |a| async move {
+            let fd = socket::tcp_listen(a, BACKLOG)?;
+            let io = Async::new_nonblocking(std::net::TcpListener::from(fd))?;
+            Ok(TcpListener { io })
+        })
+        .await
+    }
+
+    /// Wraps a listener created with std, putting it in non-blocking mode.
+    ///
+    /// # Panics
+    ///
+    /// Outside a mini runtime.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        Ok(TcpListener { io: Async::new(listener)? })
+    }
+
+    /// Waits for a connection and returns it with the peer's address.
+    ///
+    /// A connection that the peer aborted before it was accepted (`ECONNABORTED`) is
+    /// skipped: it concerns only that client, and a server loop that ends with `?` should not
+    /// stop serving everyone else because of it.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Polls for a connection (the poll form of [`accept`](Self::accept)).
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let (fd, peer) = ready!(self.io.poll_io(cx, Direction::Read, |l| loop {
+            match socket::accept(l.as_fd()) {
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                res => return res,
+            }
+        }))?;
+        Poll::Ready(TcpStream::from_nonblocking_fd(fd).map(|s| (s, peer)))
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+}

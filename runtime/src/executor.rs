@@ -1,0 +1,300 @@
+//! The executor: the message loop that runs tasks and waits on the reactor.
+//!
+//! ```text
+//!            ┌──────────────────────────────────────────────────────────────┐
+//!            ▼                                                              │
+//!   1. pop a task key from the run queue, poll that task (at most          │
+//!      MAX_POLLS_BETWEEN_IO of them)                                        │
+//!   2. epoll_wait: timeout 0 if tasks are still queued, else sleep          │
+//!      until an fd is ready or another thread rings the eventfd             │
+//!   3. readiness ──► wakers ──► keys pushed onto the run queue ─────────────┘
+//! ```
+//!
+//! Wakes arrive two ways. On the runtime thread (the reactor, or one task waking another) a
+//! wake is a push onto `run_queue`. From another thread it goes through [`Remote`]: a
+//! lock-free queue plus an eventfd write that makes `epoll_wait` return.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crossbeam_queue::SegQueue;
+
+use crate::context;
+use crate::coop;
+use crate::reactor::Reactor;
+use crate::slab::Slab;
+use crate::sys::EventFd;
+use crate::task::{Header, JoinHandle, Run, Task};
+
+/// Task polls between two looks at the reactor. While tasks keep waking each other the run
+/// queue never empties, so without this bound the loop would never ask the kernel about new
+/// I/O and sockets would starve. 61 is tokio's `event_interval`: a look every few dozen polls
+/// keeps latency low and costs one `epoll_wait(0)` per 61 polls.
+const MAX_POLLS_BETWEEN_IO: usize = 61;
+
+/// The run-queue key of the future passed to `block_on` (never a slab key: see `slab.rs`).
+const MAIN_KEY: u64 = u64::MAX;
+
+/// The part of a runtime that other threads may touch, through the task wakers.
+pub(crate) struct Remote {
+    queue: SegQueue<u64>,
+    /// True once a wake has rung the eventfd and the loop has not yet drained `queue`:
+    /// further remote wakes skip the syscall.
+    notified: AtomicBool,
+    doorbell: EventFd,
+}
+
+impl fmt::Debug for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Remote").field("queued", &self.queue.len()).finish()
+    }
+}
+
+impl Remote {
+    /// A wake from another thread: queue the key, ring the eventfd unless already rung.
+    pub(crate) fn schedule(&self, key: u64) {
+        self.queue.push(key);
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            self.doorbell.notify();
+        }
+    }
+}
+
+/// Everything a runtime owns, shared (`Rc`) with the thread-local context while it runs.
+pub(crate) struct Core {
+    pub(crate) reactor: Rc<Reactor>,
+    tasks: RefCell<Slab<Rc<dyn Run>>>,
+    run_queue: RefCell<VecDeque<u64>>,
+    pub(crate) remote: Arc<Remote>,
+}
+
+impl Core {
+    pub(crate) fn push_local(&self, key: u64) {
+        self.run_queue.borrow_mut().push_back(key);
+    }
+
+    fn pop(&self) -> Option<u64> {
+        self.run_queue.borrow_mut().pop_front()
+    }
+
+    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let mut tasks = self.tasks.borrow_mut();
+        let key = tasks.vacant_key();
+        let task = Task::new(future, Arc::new(Header::new(key, self.remote.clone())));
+        tasks.insert(task.clone());
+        drop(tasks);
+        self.push_local(key);
+        JoinHandle::new(task)
+    }
+
+    fn run_task(&self, key: u64) {
+        // Clone the task out of the slab: polling it may spawn, which needs the slab.
+        let Some(task) = self.tasks.borrow().get(key).cloned() else {
+            return; // finished before this wake was processed
+        };
+        coop::reset(coop::TASK_BUDGET);
+        if task.run() {
+            let removed = self.tasks.borrow_mut().remove(key);
+            drop(removed); // outside the borrow: dropping a task's output runs user code
+        }
+    }
+
+    /// Moves the keys that other threads queued onto the local run queue.
+    fn drain_remote(&self) {
+        // Reset before draining, and with a swap (acquire), so that a key pushed before any
+        // wake that found `notified` already set is visible to the pops below.
+        self.remote.notified.swap(false, Ordering::AcqRel);
+        let mut queue = self.run_queue.borrow_mut();
+        while let Some(key) = self.remote.queue.pop() {
+            queue.push_back(key);
+        }
+    }
+
+    /// Drops every task. Destructors may spawn or wake; keep going until nothing is left.
+    fn shutdown(&self) {
+        loop {
+            let tasks = self.tasks.borrow_mut().drain();
+            if tasks.is_empty() {
+                break;
+            }
+            for task in tasks {
+                task.shutdown();
+            }
+        }
+        self.run_queue.borrow_mut().clear();
+        while self.remote.queue.pop().is_some() {}
+    }
+}
+
+/// A single-threaded runtime: one epoll reactor and one run queue.
+///
+/// Most programs never name it: `#[mini::main]` and [`block_on`] build one for them. Create
+/// one yourself to run several `block_on` calls on the same reactor; tasks spawned in one call
+/// keep running in the next, and are dropped (destructors run, sockets closed) when the
+/// `Runtime` is dropped.
+///
+/// # Examples
+///
+/// ```
+/// let rt = mini::Runtime::new()?;
+/// let answer = rt.block_on(async { mini::spawn(async { 42 }).await.unwrap() });
+/// assert_eq!(answer, 42);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Runtime {
+    core: Rc<Core>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("tasks", &self.core.tasks.borrow().len())
+            .field("sources", &self.core.reactor.source_count())
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// Creates the epoll instance and the eventfd for cross-thread wakes.
+    pub fn new() -> io::Result<Runtime> {
+        let doorbell = EventFd::new()?;
+        let reactor = Rc::new(Reactor::new(doorbell.as_fd())?);
+        let remote = Arc::new(Remote { queue: SegQueue::new(), notified: AtomicBool::new(false), doorbell });
+        let core = Rc::new(Core {
+            reactor,
+            tasks: RefCell::new(Slab::new()),
+            run_queue: RefCell::new(VecDeque::new()),
+            remote,
+        });
+        Ok(Runtime { core })
+    }
+
+    /// Runs `future` to completion on this thread, running spawned tasks and I/O meanwhile.
+    ///
+    /// # Panics
+    ///
+    /// If called from inside another `block_on` (a task that blocks the loop it runs on
+    /// would stall every other task). If `future` panics, the panic passes through.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let core = &self.core;
+        let _enter = context::enter_block_on(core);
+        let main = Arc::new(Header::new(MAIN_KEY, core.remote.clone()));
+        // However block_on ends (return or panic), late wakes of `future` must do nothing.
+        let _close = CloseOnDrop(&main);
+        let waker = Waker::from(main.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut future = pin!(future);
+        core.push_local(MAIN_KEY);
+
+        loop {
+            for _ in 0..MAX_POLLS_BETWEEN_IO {
+                let Some(key) = core.pop() else { break };
+                if key == MAIN_KEY {
+                    main.unschedule();
+                    coop::reset(coop::TASK_BUDGET);
+                    if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                        return output;
+                    }
+                } else {
+                    core.run_task(key);
+                }
+            }
+            let timeout = if core.run_queue.borrow().is_empty() { None } else { Some(Duration::ZERO) };
+            match core.reactor.turn(timeout) {
+                Ok(true) => core.drain_remote(),
+                Ok(false) => {}
+                // epoll_wait fails only on programming errors (EBADF, EFAULT, EINVAL).
+                Err(e) => panic!("mini: epoll_wait failed: {e}"),
+            }
+        }
+    }
+
+    /// The number of tasks that have not finished yet.
+    pub fn alive_tasks(&self) -> usize {
+        self.core.tasks.borrow().len()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Task destructors may spawn or create sockets: let them find this runtime.
+        let _enter = context::enter_for_shutdown(&self.core);
+        self.core.shutdown();
+    }
+}
+
+struct CloseOnDrop<'a>(&'a Header);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+        coop::reset(u32::MAX);
+    }
+}
+
+/// Builds a [`Runtime`], runs `future` on it, and drops the runtime, and with it every task
+/// still running. This is what `#[mini::main]` expands to.
+///
+/// # Panics
+///
+/// If the runtime cannot be created (no fds left for epoll), or as [`Runtime::block_on`].
+///
+/// # Examples
+///
+/// ```
+/// let n = mini::block_on(async {
+///     mini::yield_now().await;
+///     1 + 1
+/// });
+/// assert_eq!(n, 2);
+/// ```
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let rt = Runtime::new().unwrap_or_else(|e| panic!("mini: failed to create the runtime: {e}"));
+    rt.block_on(future)
+}
+
+/// Spawns a task onto the current runtime. It starts on the runtime's next turn and runs
+/// until it finishes, is aborted, or the runtime is dropped.
+///
+/// The future need not be `Send`: mini runs every task on the one thread.
+///
+/// # Panics
+///
+/// If called outside a mini runtime (outside `block_on` / `#[mini::main]`).
+///
+/// # Examples
+///
+/// ```
+/// mini::block_on(async {
+///     let a = mini::spawn(async { 1 });
+///     let b = mini::spawn(async { 2 });
+///     assert_eq!(a.await.unwrap() + b.await.unwrap(), 3);
+/// });
+/// ```
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    match context::with_current(|core| core.spawn(future)) {
+        Some(handle) => handle,
+        None => panic!(
+            "mini::spawn called outside a mini runtime: call it from code running inside \
+             `mini::block_on` or `#[mini::main]`"
+        ),
+    }
+}

@@ -1,0 +1,222 @@
+//! [`Async<T>`]: any non-blocking fd, registered with the reactor, usable from async code.
+
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use crate::context;
+use crate::coop;
+use crate::reactor::{Direction, Reactor, ScheduledIo};
+use crate::sys;
+
+/// An fd registered with the current runtime's reactor.
+///
+/// This is the bridge between the kernel and async code. The fd is registered once, edge
+/// triggered; `read_with` / `write_with` run a non-blocking operation and, when it returns
+/// `WouldBlock`, clear the readiness and park the task until the reactor sees the next edge.
+/// Dropping an `Async` deregisters the fd before closing it, so a later fd with the same
+/// number can never receive this one's events.
+///
+/// An `Async` belongs to the runtime it was created in and to that runtime's thread (it is
+/// neither `Send` nor `Sync`).
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Read;
+/// use std::os::unix::net::UnixStream;
+///
+/// mini::block_on(async {
+///     let (a, b) = UnixStream::pair()?;
+///     let b = mini_runtime::io::Async::new(b)?;
+///     std::io::Write::write_all(&mut &a, b"ping")?;
+///     let mut buf = [0; 4];
+///     let n = b.read_with(|s| { let mut s: &UnixStream = s; s.read(&mut buf) }).await?;
+///     assert_eq!(&buf[..n], b"ping");
+///     Ok::<(), std::io::Error>(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Async<T: AsFd> {
+    /// `None` only after `into_inner` took it.
+    io: Option<T>,
+    source: Rc<ScheduledIo>,
+    reactor: Rc<Reactor>,
+}
+
+impl<T: AsFd> Async<T> {
+    /// Puts `io` in non-blocking mode and registers it with the current runtime's reactor.
+    ///
+    /// # Panics
+    ///
+    /// Outside a mini runtime: there is no reactor to register with.
+    pub fn new(io: T) -> io::Result<Async<T>> {
+        sys::set_nonblocking(io.as_fd())?;
+        Async::new_nonblocking(io)
+    }
+
+    /// Registers `io`, which the caller has already put in non-blocking mode (for example a
+    /// socket created with `SOCK_NONBLOCK`). Saves the `fcntl` calls of [`Async::new`].
+    ///
+    /// A blocking fd here is not unsafe, but it would block the whole runtime thread.
+    ///
+    /// # Panics
+    ///
+    /// Outside a mini runtime: there is no reactor to register with.
+    #[track_caller]
+    pub fn new_nonblocking(io: T) -> io::Result<Async<T>> {
+        let Some(reactor) = context::with_current(|core| core.reactor.clone()) else {
+            panic!(
+                "mini: an I/O object was created outside a mini runtime; create sockets inside \
+                 `mini::block_on` or `#[mini::main]`"
+            )
+        };
+        let source = reactor.register(io.as_fd())?;
+        Ok(Async { io: Some(io), source, reactor })
+    }
+
+    /// The inner I/O object.
+    pub fn get_ref(&self) -> &T {
+        self.io.as_ref().expect("io is present until into_inner")
+    }
+
+    /// Deregisters the fd and gives the I/O object back (still in non-blocking mode).
+    pub fn into_inner(mut self) -> io::Result<T> {
+        let io = self.io.take().expect("io is present until into_inner");
+        self.reactor.deregister(&self.source, io.as_fd());
+        Ok(io)
+    }
+
+    /// Polls until the fd is ready in `dir`; on `Pending` the task is woken at the next edge.
+    pub fn poll_ready(&self, cx: &mut Context<'_>, dir: super::Direction) -> Poll<io::Result<()>> {
+        self.source.poll_ready(cx, dir).map(Ok)
+    }
+
+    /// Waits until the fd is readable (or the read side is closed, or an error is pending).
+    pub fn readable(&self) -> Readable<'_, T> {
+        Readable { io: self }
+    }
+
+    /// Waits until the fd is writable (or an error is pending).
+    pub fn writable(&self) -> Writable<'_, T> {
+        Writable { io: self }
+    }
+
+    /// Runs the non-blocking operation `op` when the fd is ready in `dir`, until it returns
+    /// something other than `WouldBlock`.
+    ///
+    /// Every completed operation spends one unit of the task's cooperative budget; when the
+    /// budget is spent this returns `Pending` and reschedules the task, so one busy socket
+    /// cannot starve the other tasks. `Interrupted` (EINTR) is retried.
+    pub fn poll_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        dir: super::Direction,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        if coop::poll_proceed(cx).is_pending() {
+            return Poll::Pending;
+        }
+        loop {
+            if self.source.poll_ready(cx, dir).is_pending() {
+                coop::refund();
+                return Poll::Pending;
+            }
+            match op(self.get_ref()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.source.clear(dir),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                res => return Poll::Ready(res),
+            }
+        }
+    }
+
+    /// Runs `op` until the fd is readable and it does not return `WouldBlock`.
+    pub async fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        poll_fn(|cx| self.poll_io(cx, super::Direction::Read, &mut op)).await
+    }
+
+    /// Runs `op` until the fd is writable and it does not return `WouldBlock`.
+    pub async fn write_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        poll_fn(|cx| self.poll_io(cx, super::Direction::Write, &mut op)).await
+    }
+
+    /// Forgets the readiness in `dir` until the next edge. For an operation that learned it
+    /// would block by other means, e.g. a `connect` in progress (a fresh source starts out
+    /// optimistically ready in both directions).
+    pub fn clear_ready(&self, dir: super::Direction) {
+        self.source.clear(dir);
+    }
+
+    /// For stream sockets: after a read of `n` bytes into a buffer of `len`, record what
+    /// the read proved. `n == 0` (with `len > 0`) means the peer closed its write side;
+    /// `0 < n < len` means the receive buffer is empty, so the readiness is cleared now
+    /// instead of after one more `read` that would return `WouldBlock`.
+    ///
+    /// Only for stream sockets, where any new byte raises a new epoll edge. Not for ttys or
+    /// other fds whose reads can come back short with data still queued.
+    pub fn note_stream_read(&self, n: usize, len: usize) {
+        if n == 0 && len > 0 {
+            self.source.mark_read_closed();
+        } else if n < len {
+            self.source.clear_read_after_short_read();
+        }
+    }
+}
+
+impl<T: AsFd> AsFd for Async<T> {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.get_ref().as_fd()
+    }
+}
+
+impl<T: AsFd> Drop for Async<T> {
+    fn drop(&mut self) {
+        // Deregister first, while the fd is still open; the fd closes when `io` drops.
+        if let Some(io) = &self.io {
+            self.reactor.deregister(&self.source, io.as_fd());
+        }
+    }
+}
+
+impl<T: AsFd + fmt::Debug> fmt::Debug for Async<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Async")
+            .field("fd", &self.io.as_ref().map(|io| io.as_fd().as_raw_fd()))
+            .field("io", &self.io)
+            .finish()
+    }
+}
+
+/// Future of [`Async::readable`].
+#[must_use = "futures do nothing unless you .await or poll them"]
+#[derive(Debug)]
+pub struct Readable<'a, T: AsFd> {
+    io: &'a Async<T>,
+}
+
+impl<T: AsFd> Future for Readable<'_, T> {
+    type Output = io::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.poll_ready(cx, Direction::Read)
+    }
+}
+
+/// Future of [`Async::writable`].
+#[must_use = "futures do nothing unless you .await or poll them"]
+#[derive(Debug)]
+pub struct Writable<'a, T: AsFd> {
+    io: &'a Async<T>,
+}
+
+impl<T: AsFd> Future for Writable<'_, T> {
+    type Output = io::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.poll_ready(cx, Direction::Write)
+    }
+}

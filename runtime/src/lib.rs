@@ -1,0 +1,36 @@
+//! mini's runtime: an epoll reactor, a single-threaded executor, tasks, and [`io::Async`], which
+//! makes any non-blocking fd async.
+//!
+//! Users normally depend on the `mini` facade crate, which re-exports this one. A newcomer
+//! can read the architecture off the modules, in the order a readiness event travels:
+//!
+//! | module       | role                                                                  |
+//! |--------------|-----------------------------------------------------------------------|
+//! | `sys`        | the only code that calls libc: epoll, eventfd, sockets                |
+//! | `reactor`    | one epoll instance; turns events into wakes of the waiting tasks      |
+//! | `task`       | a spawned future, its `Waker`, its [`JoinHandle`]                     |
+//! | `executor`   | the message loop: run ready tasks, then `epoll_wait`, repeat          |
+//! | `coop`       | the per-poll I/O budget that keeps one busy socket from starving all  |
+//! | [`io`]       | [`io::Async`], the `futures-io` traits, `copy`                        |
+//! | [`socket`]   | safe socket primitives the `mini-net` crate builds on                 |
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod context;
+mod coop;
+mod executor;
+pub mod io;
+mod reactor;
+mod slab;
+mod sys;
+mod task;
+
+pub use executor::{block_on, spawn, Runtime};
+pub use task::{yield_now, JoinError, JoinHandle};
+
+/// Safe, non-blocking socket calls for the `mini-net` crate (all created with
+/// `SOCK_NONBLOCK | SOCK_CLOEXEC`, all sends with `MSG_NOSIGNAL`).
+pub mod socket {
+    pub use crate::sys::{accept, recv, send, tcp_connect, tcp_listen};
+}

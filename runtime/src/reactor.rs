@@ -1,0 +1,272 @@
+//! The reactor: one epoll instance, and the wakers waiting on each registered fd.
+//!
+//! This is the first half of the path from the kernel to a task:
+//!
+//! ```text
+//!  epoll_wait ──► Event { token, flags }
+//!                    │  token = slab key (index + generation), never the raw fd
+//!                    ▼
+//!  sources[token] ──► ScheduledIo: readiness |= flags, take the waiting wakers
+//!                    │  (collected first, woken after the slab borrow is released)
+//!                    ▼
+//!  Waker::wake ────► executor run queue (see `executor.rs`), the task is polled again
+//! ```
+//!
+//! Every fd is registered once, edge-triggered, for both directions (`EPOLLIN | EPOLLOUT |
+//! EPOLLRDHUP | EPOLLET`), so reads and writes never need an `epoll_ctl`. Edge triggering
+//! means the kernel reports a *change*, not a *state*: after an event the task must keep
+//! doing I/O until the kernel says `WouldBlock`, and only then may the readiness bit be
+//! cleared (see [`ScheduledIo::clear`]).
+//!
+//! Why no readiness "tick" (as tokio and async-io keep): in this single-threaded runtime the
+//! reactor and the tasks never run at the same time. Between a task's syscall returning
+//! `WouldBlock` and the task clearing the bit, no event can be recorded, so clearing can never
+//! erase an event that arrived meanwhile: it will be delivered by the next `epoll_wait`.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::slab::Slab;
+use crate::sys::{ev, Epoll, Event};
+
+/// The token reserved for the cross-thread eventfd. Slab keys never reach it: that would
+/// need generation `u32::MAX` *and* index `u32::MAX`, and the slab stops short of that index.
+pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
+
+/// How many events one `epoll_wait` can return. More ready fds are simply reported by the
+/// next call, which the executor makes soon because the woken tasks keep it busy.
+const EVENTS_PER_WAIT: usize = 1024;
+
+/// Readiness bits, as mini records them (one byte per source).
+mod bits {
+    pub(super) const READABLE: u8 = 1 << 0;
+    pub(super) const WRITABLE: u8 = 1 << 1;
+    /// The peer shut down its write side (EPOLLRDHUP) or hung up. Sticky: a closed stream
+    /// never opens again, so this bit is never cleared.
+    pub(super) const READ_CLOSED: u8 = 1 << 2;
+    /// The connection hung up entirely (EPOLLHUP). Sticky, like `READ_CLOSED`.
+    pub(super) const WRITE_CLOSED: u8 = 1 << 3;
+    /// EPOLLERR: the next operation will report the error. Cleared with the direction bits.
+    pub(super) const ERROR: u8 = 1 << 4;
+}
+
+/// Which waiter an operation is: each has its own readiness condition and waker slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Waits until a read would make progress (data, end of stream, or an error).
+    Read,
+    /// Waits until a write would make progress (buffer space, or an error).
+    Write,
+    /// Waits until the peer has closed or reset the connection; consumes nothing.
+    Closed,
+}
+
+impl Direction {
+    /// The bits that make this direction ready.
+    fn ready_mask(self) -> u8 {
+        match self {
+            Direction::Read => bits::READABLE | bits::ERROR,
+            Direction::Write => bits::WRITABLE | bits::ERROR,
+            Direction::Closed => bits::READ_CLOSED | bits::WRITE_CLOSED,
+        }
+    }
+
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// The per-fd state the reactor and the I/O futures share.
+///
+/// Lives in an `Rc`: one reference in the reactor's slab (found by the event token), one in
+/// the [`Async`](crate::io::Async) that owns the fd.
+pub(crate) struct ScheduledIo {
+    token: u64,
+    readiness: Cell<u8>,
+    /// One waiting task per direction (`Direction as usize`), as in tokio and async-io: a
+    /// reader and a writer can wait at the same time (split halves), and so can a third task
+    /// waiting for `peer_closed`.
+    waiters: [Cell<Option<Waker>>; 3],
+}
+
+impl fmt::Debug for ScheduledIo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScheduledIo")
+            .field("token", &self.token)
+            .field("readiness", &self.readiness.get())
+            .finish()
+    }
+}
+
+impl ScheduledIo {
+    /// Ready now, or stores the task's waker and returns `Pending`.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<()> {
+        if self.readiness.get() & dir.ready_mask() != 0 {
+            return Poll::Ready(());
+        }
+        let slot = &self.waiters[dir.slot()];
+        // Keep the stored waker if it would wake the same task: avoids a clone per wait.
+        match slot.take() {
+            Some(old) if old.will_wake(cx.waker()) => slot.set(Some(old)),
+            _ => slot.set(Some(cx.waker().clone())),
+        }
+        Poll::Pending
+    }
+
+    /// The operation returned `WouldBlock`: forget the readiness of that direction until the
+    /// next edge. Sticky close bits stay.
+    pub(crate) fn clear(&self, dir: Direction) {
+        let mask = match dir {
+            Direction::Read => bits::READABLE | bits::ERROR,
+            Direction::Write => bits::WRITABLE | bits::ERROR,
+            Direction::Closed => 0,
+        };
+        self.readiness.set(self.readiness.get() & !mask);
+    }
+
+    /// A stream read came back short (`0 < n < buf.len()`): the receive buffer is empty, so
+    /// the next read would return `WouldBlock`. Clearing now saves that syscall. Safe because
+    /// any byte that arrives after the read raises a new edge. Not done once the peer has
+    /// closed: then no further edge will come, and the next read must see end-of-stream.
+    pub(crate) fn clear_read_after_short_read(&self) {
+        let r = self.readiness.get();
+        if r & (bits::READ_CLOSED | bits::ERROR) == 0 {
+            self.readiness.set(r & !bits::READABLE);
+        }
+    }
+
+    /// A read returned 0 bytes: the peer closed its write side. Recorded so `peer_closed`
+    /// resolves even if the EPOLLRDHUP edge was consumed earlier.
+    pub(crate) fn mark_read_closed(&self) {
+        self.readiness.set(self.readiness.get() | bits::READ_CLOSED);
+        if let Some(w) = self.waiters[Direction::Closed.slot()].take() {
+            w.wake();
+        }
+    }
+
+    /// Records the kernel's flags and moves the wakers of the directions that became ready
+    /// into `wake`. Runs inside the reactor's slab borrow, so it must not wake anyone itself.
+    fn set_readiness(&self, flags: u32, wake: &mut Vec<Waker>) {
+        let mut new = 0;
+        if flags & (ev::IN | ev::PRI) != 0 {
+            new |= bits::READABLE;
+        }
+        if flags & ev::OUT != 0 {
+            new |= bits::WRITABLE;
+        }
+        if flags & ev::RDHUP != 0 {
+            new |= bits::READABLE | bits::READ_CLOSED;
+        }
+        if flags & ev::HUP != 0 {
+            new |= bits::READABLE | bits::WRITABLE | bits::READ_CLOSED | bits::WRITE_CLOSED;
+        }
+        if flags & ev::ERR != 0 {
+            new |= bits::READABLE | bits::WRITABLE | bits::ERROR;
+        }
+        self.readiness.set(self.readiness.get() | new);
+        for dir in [Direction::Read, Direction::Write, Direction::Closed] {
+            if new & dir.ready_mask() != 0 {
+                wake.extend(self.waiters[dir.slot()].take());
+            }
+        }
+    }
+}
+
+/// One epoll instance and the registered sources. Shared (`Rc`) by the executor, which waits
+/// on it, and by every [`Async`](crate::io::Async), which deregisters itself on drop.
+pub(crate) struct Reactor {
+    epoll: Epoll,
+    sources: RefCell<Slab<Rc<ScheduledIo>>>,
+    /// Buffers reused across turns, so a turn allocates nothing.
+    events: RefCell<Vec<Event>>,
+    to_wake: RefCell<Vec<Waker>>,
+}
+
+impl fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reactor").field("epoll", &self.epoll).field("sources", &self.source_count()).finish()
+    }
+}
+
+impl Reactor {
+    pub(crate) fn new(wake_fd: BorrowedFd<'_>) -> io::Result<Reactor> {
+        let epoll = Epoll::new()?;
+        epoll.add(wake_fd, ev::IN | ev::ET, WAKE_TOKEN)?;
+        Ok(Reactor {
+            epoll,
+            sources: RefCell::new(Slab::new()),
+            events: RefCell::new(Vec::with_capacity(EVENTS_PER_WAIT)),
+            to_wake: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// Registers `fd` once, edge-triggered, for both directions.
+    ///
+    /// The source starts out ready in both directions ("optimistic", as async-io does): the
+    /// first read or write just tries the syscall. A fresh socket often has data or buffer
+    /// space already, and if not, `WouldBlock` clears the bit and the next edge sets it.
+    pub(crate) fn register(&self, fd: BorrowedFd<'_>) -> io::Result<Rc<ScheduledIo>> {
+        let mut sources = self.sources.borrow_mut();
+        let token = sources.vacant_key();
+        let io = Rc::new(ScheduledIo {
+            token,
+            readiness: Cell::new(bits::READABLE | bits::WRITABLE),
+            waiters: Default::default(),
+        });
+        self.epoll.add(fd, ev::IN | ev::OUT | ev::RDHUP | ev::ET, token)?;
+        sources.insert(io.clone());
+        Ok(io)
+    }
+
+    /// Removes `fd` from epoll and forgets its source. Call before the fd is closed.
+    pub(crate) fn deregister(&self, io: &ScheduledIo, fd: BorrowedFd<'_>) {
+        // EPOLL_CTL_DEL can only fail here if the fd was never added or is already closed;
+        // either way the kernel holds nothing for it, and the slab entry goes regardless.
+        let _ = self.epoll.delete(fd);
+        let removed = self.sources.borrow_mut().remove(io.token);
+        // Dropped outside the borrow: a waker's drop may run arbitrary code.
+        drop(removed);
+    }
+
+    /// The number of registered sources (for tests and diagnostics).
+    pub(crate) fn source_count(&self) -> usize {
+        self.sources.borrow().len()
+    }
+
+    /// Waits for events (`None`: until one arrives), records them and wakes the waiting
+    /// tasks. Returns whether the cross-thread eventfd fired.
+    pub(crate) fn turn(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        let mut events = self.events.borrow_mut();
+        self.epoll.wait(&mut events, timeout)?;
+
+        let mut woken_remotely = false;
+        let mut to_wake = self.to_wake.borrow_mut();
+        {
+            let sources = self.sources.borrow();
+            for event in events.iter() {
+                if event.token() == WAKE_TOKEN {
+                    woken_remotely = true;
+                } else if let Some(io) = sources.get(event.token()) {
+                    io.set_readiness(event.flags(), &mut to_wake);
+                }
+                // No source for the token: it was deregistered (its generation moved on);
+                // the event belongs to a closed fd and wakes nobody.
+            }
+        }
+        drop(events);
+        // Wake with no reactor borrow held: a waker may drop a source (deregister) or
+        // register a new one. Take the list out so such re-entrance finds the cell free.
+        let mut list = std::mem::take(&mut *to_wake);
+        drop(to_wake);
+        for waker in list.drain(..) {
+            waker.wake();
+        }
+        *self.to_wake.borrow_mut() = list;
+        Ok(woken_remotely)
+    }
+}

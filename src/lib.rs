@@ -1,0 +1,42 @@
+//! # mini
+//!
+//! A small, fast async runtime for Rust, on one thread: an epoll reactor wakes the tasks whose
+//! fds became ready, a single-threaded executor polls them, and async TCP sockets sit on top.
+//!
+//! ```no_run
+//! #[mini::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let listener = mini::net::TcpListener::bind("127.0.0.1:8080").await?;
+//!     loop {
+//!         let (mut stream, _peer) = listener.accept().await?;
+//!         mini::spawn(async move {
+//!             let (mut reader, mut writer) = stream.split();
+//!             let _ = mini::io::copy(&mut reader, &mut writer).await;
+//!         });
+//!     }
+//! }
+//! ```
+//!
+//! The crates behind the facade: `mini-runtime` (reactor, executor, tasks, [`io::Async`]),
+//! `mini-net` (sockets), `mini-macros` (`#[mini::main]`, `#[mini::test]`). The book in
+//! `docs/` walks the path from `epoll_wait` to a resumed task.
+
+#![forbid(unsafe_code)]
+
+pub use mini_macros::{main, test};
+pub use mini_runtime::{block_on, spawn, yield_now, JoinError, JoinHandle, Runtime};
+
+/// Async I/O traits, helpers, and [`Async`](io::Async) for any non-blocking fd.
+pub mod io {
+    pub use mini_runtime::io::*;
+}
+
+/// Networking: TCP sockets.
+pub mod net {
+    pub use mini_net::*;
+}
+
+/// Tasks: spawning, joining, yielding.
+pub mod task {
+    pub use mini_runtime::{spawn, yield_now, JoinError, JoinHandle};
+}
