@@ -322,7 +322,7 @@ impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             JoinError::Cancelled => f.write_str("JoinError::Cancelled"),
-            JoinError::Panic(p) => write!(f, "JoinError::Panic({:?})", panic_message(p)),
+            JoinError::Panic(p) => write!(f, "JoinError::Panic({:?})", panic_message(&**p)),
         }
     }
 }
@@ -331,7 +331,7 @@ impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             JoinError::Cancelled => f.write_str("task was cancelled"),
-            JoinError::Panic(p) => write!(f, "task panicked: {}", panic_message(p)),
+            JoinError::Panic(p) => write!(f, "task panicked: {}", panic_message(&**p)),
         }
     }
 }

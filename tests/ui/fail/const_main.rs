@@ -1,0 +1,2 @@
+#[mini::main]
+const async fn main() {}

@@ -1,0 +1,5 @@
+#[mini::test]
+#[test]
+async fn twice() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[mini::main]
+pub struct Server;
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[mini::test]
+async fn takes_args(_count: u32) {}
+
+fn main() {}

@@ -1,0 +1,2 @@
+#[mini::main(flavor = "multi_thread")]
+async fn main() {}
