@@ -40,3 +40,8 @@ pub mod net {
 pub mod task {
     pub use mini_runtime::{spawn, yield_now, JoinError, JoinHandle};
 }
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

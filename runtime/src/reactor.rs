@@ -182,8 +182,8 @@ impl ScheduledIo {
 pub(crate) struct Reactor {
     epoll: Epoll,
     sources: RefCell<Slab<Rc<ScheduledIo>>>,
-    /// Buffers reused across turns, so a turn allocates nothing.
-    events: RefCell<Vec<Event>>,
+    /// Buffers reused across turns, so a turn allocates and initialises nothing.
+    events: RefCell<Box<[Event]>>,
     to_wake: RefCell<Vec<Waker>>,
 }
 
@@ -200,7 +200,7 @@ impl Reactor {
         Ok(Reactor {
             epoll,
             sources: RefCell::new(Slab::new()),
-            events: RefCell::new(Vec::with_capacity(EVENTS_PER_WAIT)),
+            events: RefCell::new(vec![Event::EMPTY; EVENTS_PER_WAIT].into_boxed_slice()),
             to_wake: RefCell::new(Vec::new()),
         })
     }
@@ -242,13 +242,13 @@ impl Reactor {
     /// tasks. Returns whether the cross-thread eventfd fired.
     pub(crate) fn turn(&self, timeout: Option<Duration>) -> io::Result<bool> {
         let mut events = self.events.borrow_mut();
-        self.epoll.wait(&mut events, timeout)?;
+        let n = self.epoll.wait(&mut events, timeout)?;
 
         let mut woken_remotely = false;
         let mut to_wake = self.to_wake.borrow_mut();
         {
             let sources = self.sources.borrow();
-            for event in events.iter() {
+            for event in &events[..n] {
                 if event.token() == WAKE_TOKEN {
                     woken_remotely = true;
                 } else if let Some(io) = sources.get(event.token()) {

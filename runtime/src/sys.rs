@@ -49,7 +49,7 @@ pub(crate) mod ev {
 pub(crate) struct Event(libc::epoll_event);
 
 impl Event {
-    const EMPTY: Event = Event(libc::epoll_event { events: 0, u64: 0 });
+    pub(crate) const EMPTY: Event = Event(libc::epoll_event { events: 0, u64: 0 });
 
     pub(crate) fn token(&self) -> u64 {
         self.0.u64
@@ -89,34 +89,23 @@ impl Epoll {
         Ok(())
     }
 
-    /// `epoll_wait`: fills `events` (its capacity is the batch size) and returns how many
-    /// arrived. `None` waits forever. A timeout is rounded *up* to whole milliseconds, so a
-    /// short wait never becomes a zero-timeout busy loop. EINTR returns 0 events: the caller's
-    /// loop simply turns again.
-    pub(crate) fn wait(&self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<usize> {
+    /// `epoll_wait`: fills the front of `events` (its length is the batch size) and returns
+    /// how many arrived. `None` waits forever. A timeout is rounded *up* to whole
+    /// milliseconds, so a short wait never becomes a zero-timeout busy loop. EINTR returns 0
+    /// events: the caller's loop simply turns again.
+    pub(crate) fn wait(&self, events: &mut [Event], timeout: Option<Duration>) -> io::Result<usize> {
         let timeout_ms = match timeout {
             None => -1,
-            Some(t) => {
-                let ms = t.as_nanos().div_ceil(1_000_000);
-                ms.min(libc::c_int::MAX as u128) as libc::c_int
-            }
+            Some(t) => t.as_nanos().div_ceil(1_000_000).min(libc::c_int::MAX as u128) as libc::c_int,
         };
-        events.clear();
-        events.resize(events.capacity().max(1), Event::EMPTY);
         let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
-        let n = match syscall!(epoll_wait(
-            self.fd.as_raw_fd(),
-            // `Event` is repr(transparent) over epoll_event, and `events` holds `max` of them.
-            events.as_mut_ptr().cast::<libc::epoll_event>(),
-            max,
-            timeout_ms,
-        )) {
-            Ok(n) => n as usize,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
-            Err(e) => return Err(e),
-        };
-        events.truncate(n);
-        Ok(n)
+        // `Event` is repr(transparent) over epoll_event, and `events` holds `max` of them.
+        let ptr = events.as_mut_ptr().cast::<libc::epoll_event>();
+        match syscall!(epoll_wait(self.fd.as_raw_fd(), ptr, max, timeout_ms)) {
+            Ok(n) => Ok(n as usize),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+            Err(e) => Err(e),
+        }
     }
 }
 
