@@ -36,6 +36,11 @@ pub mod net {
     pub use mini_net::*;
 }
 
+/// Timers: `sleep`, `timeout`, `interval`.
+pub mod time {
+    pub use mini_runtime::time::*;
+}
+
 /// Tasks: spawning, joining, yielding.
 pub mod task {
     pub use mini_runtime::{spawn, yield_now, JoinError, JoinHandle};

@@ -24,7 +24,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::SegQueue;
 
@@ -34,6 +34,7 @@ use crate::reactor::Reactor;
 use crate::slab::Slab;
 use crate::sys::EventFd;
 use crate::task::{Header, JoinHandle, Run, Task};
+use crate::time::Timers;
 
 /// Task polls between two looks at the reactor. While tasks keep waking each other the run
 /// queue never empties, so without this bound the loop would never ask the kernel about new
@@ -72,6 +73,7 @@ impl Remote {
 /// Everything a runtime owns, shared (`Rc`) with the thread-local context while it runs.
 pub(crate) struct Core {
     pub(crate) reactor: Rc<Reactor>,
+    pub(crate) timers: Rc<Timers>,
     tasks: RefCell<Slab<Rc<dyn Run>>>,
     run_queue: RefCell<VecDeque<u64>>,
     pub(crate) remote: Arc<Remote>,
@@ -109,6 +111,28 @@ impl Core {
         if task.run() {
             let removed = self.tasks.borrow_mut().remove(key);
             drop(removed); // outside the borrow: dropping a task's output runs user code
+        }
+    }
+
+    /// One look at the outside world: wait on epoll (not at all if tasks are queued, else
+    /// until the next timer is due), then wake the tasks whose fds or timers are ready.
+    fn turn(&self) {
+        let timeout = if !self.run_queue.borrow().is_empty() {
+            Some(Duration::ZERO)
+        } else {
+            self.timers.next_deadline().map(|d| d.saturating_duration_since(Instant::now()))
+        };
+        match self.reactor.turn(timeout) {
+            Ok(true) => self.drain_remote(),
+            Ok(false) => {}
+            // epoll_wait fails only on programming errors (EBADF, EFAULT, EINVAL).
+            Err(e) => panic!("mini: epoll_wait failed: {e}"),
+        }
+        if self.timers.next_deadline().is_some() {
+            let mut due = Vec::new();
+            self.timers.fire(Instant::now(), &mut due);
+            // Woken outside the timers' borrow: a woken task may set a new timer at once.
+            due.into_iter().for_each(Waker::wake);
         }
     }
 
@@ -163,6 +187,8 @@ impl fmt::Debug for Runtime {
         f.debug_struct("Runtime")
             .field("tasks", &self.core.tasks.borrow().len())
             .field("sources", &self.core.reactor.source_count())
+            .field("timers", &self.core.timers.len())
+            .field("epoll_pwait2", &self.core.reactor.precise_timeouts())
             .finish()
     }
 }
@@ -175,6 +201,7 @@ impl Runtime {
         let remote = Arc::new(Remote { queue: SegQueue::new(), notified: AtomicBool::new(false), doorbell });
         let core = Rc::new(Core {
             reactor,
+            timers: Rc::default(),
             tasks: RefCell::new(Slab::new()),
             run_queue: RefCell::new(VecDeque::new()),
             remote,
@@ -212,13 +239,7 @@ impl Runtime {
                     core.run_task(key);
                 }
             }
-            let timeout = if core.run_queue.borrow().is_empty() { None } else { Some(Duration::ZERO) };
-            match core.reactor.turn(timeout) {
-                Ok(true) => core.drain_remote(),
-                Ok(false) => {}
-                // epoll_wait fails only on programming errors (EBADF, EFAULT, EINVAL).
-                Err(e) => panic!("mini: epoll_wait failed: {e}"),
-            }
+            core.turn();
         }
     }
 

@@ -10,6 +10,7 @@
 //! | `reactor`    | one epoll instance; turns events into wakes of the waiting tasks      |
 //! | `task`       | a spawned future, its `Waker`, its [`JoinHandle`]                     |
 //! | `executor`   | the message loop: run ready tasks, then `epoll_wait`, repeat          |
+//! | [`time`]     | timers: one ordered map per runtime, bounding the epoll timeout       |
 //! | `coop`       | the per-poll I/O budget that keeps one busy socket from starving all  |
 //! | [`io`]       | [`io::Async`], the `futures-io` traits, `copy`                        |
 //! | [`socket`]   | safe socket primitives the `mini-net` crate builds on                 |
@@ -25,6 +26,7 @@ mod reactor;
 mod slab;
 mod sys;
 mod task;
+pub mod time;
 
 pub use executor::{block_on, spawn, Runtime};
 pub use task::{yield_now, JoinError, JoinHandle};

@@ -233,6 +233,11 @@ impl Reactor {
         drop(removed);
     }
 
+    /// Whether timer waits have nanosecond precision (`epoll_pwait2`).
+    pub(crate) fn precise_timeouts(&self) -> bool {
+        self.epoll.is_precise()
+    }
+
     /// The number of registered sources (for tests and diagnostics).
     pub(crate) fn source_count(&self) -> usize {
         self.sources.borrow().len()

@@ -5,6 +5,7 @@
 //! socket addresses. The functions here are safe to call: each `unsafe` block below only
 //! passes the kernel pointers that Rust owns for the duration of the call.
 
+use std::cell::Cell;
 use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -64,13 +65,27 @@ impl Event {
 #[derive(Debug)]
 pub(crate) struct Epoll {
     fd: OwnedFd,
+    /// Whether to wait with `epoll_pwait2`, whose timeout has nanosecond precision (Linux
+    /// 5.11+). Turned off when the kernel answers ENOSYS, or by `MINI_EPOLL_WAIT=1` in the
+    /// environment, which is how the tests run the millisecond fallback on purpose.
+    precise: Cell<bool>,
 }
+
+/// The environment switch that forces the `epoll_wait` fallback (read when a runtime starts).
+pub(crate) const FORCE_EPOLL_WAIT_ENV: &str = "MINI_EPOLL_WAIT";
 
 impl Epoll {
     pub(crate) fn new() -> io::Result<Epoll> {
         let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
         // SAFETY: epoll_create1 just returned this fd and nothing else owns it.
-        Ok(Epoll { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let forced = std::env::var_os(FORCE_EPOLL_WAIT_ENV).is_some_and(|v| v == "1");
+        Ok(Epoll { fd, precise: Cell::new(!forced) })
+    }
+
+    /// Whether waits use `epoll_pwait2` (nanosecond timeouts) rather than `epoll_wait`.
+    pub(crate) fn is_precise(&self) -> bool {
+        self.precise.get()
     }
 
     /// `EPOLL_CTL_ADD`: watch `fd` for `flags`, reporting `token` with each event.
@@ -89,19 +104,55 @@ impl Epoll {
         Ok(())
     }
 
-    /// `epoll_wait`: fills the front of `events` (its length is the batch size) and returns
-    /// how many arrived. `None` waits forever. A timeout is rounded *up* to whole
-    /// milliseconds, so a short wait never becomes a zero-timeout busy loop. EINTR returns 0
-    /// events: the caller's loop simply turns again.
+    /// Waits for events, filling the front of `events` (its length is the batch size), and
+    /// returns how many arrived. `None` waits forever. EINTR returns 0 events: the caller's
+    /// loop simply turns again.
+    ///
+    /// A positive timeout goes to `epoll_pwait2` with full precision where the kernel has it.
+    /// The fallback, `epoll_wait`, takes milliseconds: the timeout is rounded *up*, so a
+    /// timer due in 0.3 ms waits 1 ms instead of spinning on zero-timeout calls.
     pub(crate) fn wait(&self, events: &mut [Event], timeout: Option<Duration>) -> io::Result<usize> {
-        let timeout_ms = match timeout {
-            None => -1,
-            Some(t) => t.as_nanos().div_ceil(1_000_000).min(libc::c_int::MAX as u128) as libc::c_int,
-        };
         let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
         // `Event` is repr(transparent) over epoll_event, and `events` holds `max` of them.
         let ptr = events.as_mut_ptr().cast::<libc::epoll_event>();
-        match syscall!(epoll_wait(self.fd.as_raw_fd(), ptr, max, timeout_ms)) {
+        let res = match timeout {
+            Some(t) if !t.is_zero() && self.precise.get() => {
+                let ts = libc::timespec {
+                    tv_sec: t.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+                    tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
+                };
+                // SAFETY: `ptr` is valid for `max` events, `ts` lives across the call, and a
+                // null sigmask means "do not change the signal mask".
+                let n = unsafe {
+                    libc::syscall(
+                        libc::SYS_epoll_pwait2,
+                        self.fd.as_raw_fd(),
+                        ptr,
+                        max,
+                        &ts as *const libc::timespec,
+                        std::ptr::null::<libc::sigset_t>(),
+                        0usize,
+                    )
+                };
+                if n == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+                    self.precise.set(false);
+                    return self.wait(events, timeout);
+                }
+                if n == -1 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as libc::c_int)
+                }
+            }
+            _ => {
+                let timeout_ms = match timeout {
+                    None => -1,
+                    Some(t) => t.as_nanos().div_ceil(1_000_000).min(libc::c_int::MAX as u128) as libc::c_int,
+                };
+                syscall!(epoll_wait(self.fd.as_raw_fd(), ptr, max, timeout_ms))
+            }
+        };
+        match res {
             Ok(n) => Ok(n as usize),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
             Err(e) => Err(e),

@@ -1,0 +1,384 @@
+//! Timers: [`sleep`], [`timeout`], [`interval`].
+//!
+//! All timers of a runtime live in one ordered map, keyed by `(deadline, sequence number)`:
+//! inserting and cancelling are O(log n), the earliest deadline is the first key, and no
+//! thread is spent per timer. The executor turns that earliest deadline into the
+//! `epoll_wait` timeout, and after each wait wakes every timer that is due.
+//!
+//! ```text
+//!  Sleep::poll ── first poll ──► Timers.map.insert((deadline, seq), waker)
+//!  executor loop: timeout = first deadline - now ──► epoll_pwait2(timeout)
+//!                 Timers::fire(now) ──► remove due entries, wake their tasks
+//!  Sleep::drop ──► Timers.map.remove(key)            (cancelling leaves nothing behind)
+//! ```
+//!
+//! A timer wakes no earlier than its deadline and, with `epoll_pwait2`, typically tens of
+//! microseconds after it (the kernel's timer slack). On kernels before 5.11 the fallback
+//! `epoll_wait` rounds the timeout up to whole milliseconds.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{ready, Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use pin_project_lite::pin_project;
+
+use crate::context;
+
+type Key = (Instant, u64);
+
+/// The timers of one runtime.
+#[derive(Default)]
+pub(crate) struct Timers {
+    map: RefCell<BTreeMap<Key, Waker>>,
+    /// Tells apart timers with the same deadline; u64 never wraps in practice.
+    next_seq: Cell<u64>,
+}
+
+impl fmt::Debug for Timers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timers").field("pending", &self.len()).finish()
+    }
+}
+
+impl Timers {
+    pub(crate) fn len(&self) -> usize {
+        self.map.borrow().len()
+    }
+
+    /// The earliest deadline, which bounds the reactor's wait.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.map.borrow().first_key_value().map(|(key, _)| key.0)
+    }
+
+    /// Removes every timer due at `now` and moves its waker into `wake`.
+    pub(crate) fn fire(&self, now: Instant, wake: &mut Vec<Waker>) {
+        let mut map = self.map.borrow_mut();
+        while let Some(entry) = map.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            wake.push(entry.remove());
+        }
+    }
+
+    fn insert(&self, deadline: Instant, waker: Waker) -> Key {
+        let key = (deadline, self.next_seq.get());
+        self.next_seq.set(key.1 + 1);
+        self.map.borrow_mut().insert(key, waker);
+        key
+    }
+
+    /// Updates the waker of a pending timer; false if it already fired.
+    fn set_waker(&self, key: Key, waker: &Waker) -> bool {
+        match self.map.borrow_mut().get_mut(&key) {
+            Some(w) => {
+                if !w.will_wake(waker) {
+                    *w = waker.clone();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remove(&self, key: Key) {
+        let removed = self.map.borrow_mut().remove(&key);
+        drop(removed); // a waker's drop is user code: outside the borrow
+    }
+}
+
+/// Thirty years from `now`: the stand-in for "never" when a deadline overflows `Instant`.
+fn far_future(now: Instant) -> Instant {
+    let mut years = 30u64;
+    loop {
+        if let Some(t) = now.checked_add(Duration::from_secs(years * 365 * 86_400)) {
+            return t;
+        }
+        years /= 2; // a platform whose Instant cannot reach that far
+    }
+}
+
+fn deadline_after(duration: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(duration).unwrap_or_else(|| far_future(now))
+}
+
+/// Waits until `duration` has passed.
+///
+/// A `duration` too large for `Instant` (such as `Duration::MAX`) means "never", not a panic.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// mini::block_on(async {
+///     let start = Instant::now();
+///     mini::time::sleep(Duration::from_millis(5)).await;
+///     assert!(start.elapsed() >= Duration::from_millis(5));
+/// });
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    Sleep { deadline: deadline_after(duration), entry: None }
+}
+
+/// Waits until `deadline`.
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep { deadline, entry: None }
+}
+
+/// Future of [`sleep`] and [`sleep_until`].
+///
+/// It registers its timer on the first poll (so creating one costs nothing) and cancels it
+/// on drop (so dropping a million pending sleeps leaves nothing behind).
+///
+/// # Panics
+///
+/// Polled outside a mini runtime.
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct Sleep {
+    deadline: Instant,
+    /// The registered timer: `None` until first polled, and again once complete.
+    entry: Option<(Rc<Timers>, Key)>,
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep").field("deadline", &self.deadline).finish()
+    }
+}
+
+impl Sleep {
+    /// The instant at which this sleep completes.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the deadline has passed.
+    pub fn is_elapsed(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Moves the deadline, whether or not the sleep has completed; the next poll waits for
+    /// the new one.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// mini::block_on(async {
+    ///     let mut sleep = mini::time::sleep(Duration::from_secs(3600));
+    ///     sleep.reset(Instant::now() + Duration::from_millis(1));
+    ///     sleep.await;
+    /// });
+    /// ```
+    pub fn reset(&mut self, deadline: Instant) {
+        self.cancel();
+        self.deadline = deadline;
+    }
+
+    fn cancel(&mut self) {
+        if let Some((timers, key)) = self.entry.take() {
+            timers.remove(key);
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self; // `Sleep` is `Unpin`: nothing in it points into itself
+        if Instant::now() >= this.deadline {
+            this.cancel();
+            return Poll::Ready(());
+        }
+        if let Some((timers, key)) = &this.entry {
+            if timers.set_waker(*key, cx.waker()) {
+                return Poll::Pending;
+            }
+        }
+        let Some(timers) = context::with_current(|core| core.timers.clone()) else {
+            panic!("mini: a timer was polled outside a mini runtime; await it inside `mini::block_on`")
+        };
+        let key = timers.insert(this.deadline, cx.waker().clone());
+        this.entry = Some((timers, key));
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+/// The error of [`timeout`]: the deadline passed before the future completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed(());
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+impl From<Elapsed> for std::io::Error {
+    fn from(e: Elapsed) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, e)
+    }
+}
+
+/// Runs `future`, giving up after `duration`: `Err(Elapsed)` if it did not complete in time
+/// (the future is then dropped, which cancels it).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// mini::block_on(async {
+///     let slow = std::future::pending::<()>();
+///     assert!(mini::time::timeout(Duration::from_millis(1), slow).await.is_err());
+///     let fast = async { 7 };
+///     assert_eq!(mini::time::timeout(Duration::from_secs(1), fast).await, Ok(7));
+/// });
+/// ```
+pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
+    Timeout { future, sleep: sleep(duration) }
+}
+
+/// Runs `future` until `deadline`, as [`timeout`] does.
+pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
+    Timeout { future, sleep: sleep_until(deadline) }
+}
+
+pin_project! {
+    /// Future of [`timeout`] and [`timeout_at`].
+    #[must_use = "futures do nothing unless you .await or poll them"]
+    #[derive(Debug)]
+    pub struct Timeout<F> {
+        #[pin]
+        future: F,
+        sleep: Sleep,
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        // The future first: a result that is ready at the deadline still counts.
+        if let Poll::Ready(v) = this.future.poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        ready!(Pin::new(this.sleep).poll(cx));
+        Poll::Ready(Err(Elapsed(())))
+    }
+}
+
+/// What an [`Interval`] does about ticks it missed because the task was busy (or the
+/// thread stalled) past them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissedTickBehavior {
+    /// Fire every missed tick at once, one per `tick()` call, then carry on the original
+    /// schedule (`start + n * period`).
+    Burst,
+    /// Restart the schedule from the late tick: when a tick comes a whole period or more
+    /// late, the next one is one `period` after it was taken.
+    Delay,
+    /// Drop the missed ticks and wait for the next one on the original schedule. The default.
+    #[default]
+    Skip,
+}
+
+/// Ticks every `period`, the first tick at once.
+///
+/// # Panics
+///
+/// If `period` is zero.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// mini::block_on(async {
+///     let mut every = mini::time::interval(Duration::from_millis(1));
+///     let first = every.tick().await;
+///     let second = every.tick().await;
+///     assert_eq!(second - first, Duration::from_millis(1));
+/// });
+/// ```
+pub fn interval(period: Duration) -> Interval {
+    assert!(!period.is_zero(), "mini::time::interval: the period must be non-zero");
+    let now = Instant::now();
+    Interval { period, next: now, sleep: sleep_until(now), missed: MissedTickBehavior::default() }
+}
+
+/// Future source of [`interval`]: call [`tick`](Interval::tick) in a loop.
+#[derive(Debug)]
+pub struct Interval {
+    period: Duration,
+    /// When the next tick is scheduled.
+    next: Instant,
+    sleep: Sleep,
+    missed: MissedTickBehavior,
+}
+
+impl Interval {
+    /// Waits for the next tick and returns the instant it was scheduled for.
+    pub async fn tick(&mut self) -> Instant {
+        poll_fn(|cx| self.poll_tick(cx)).await
+    }
+
+    /// Polls for the next tick (the poll form of [`tick`](Self::tick)).
+    pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
+        ready!(Pin::new(&mut self.sleep).poll(cx));
+        let scheduled = self.next;
+        let now = Instant::now();
+        let on_schedule = scheduled.checked_add(self.period).unwrap_or_else(|| far_future(now));
+        self.next = match self.missed {
+            MissedTickBehavior::Burst => on_schedule,
+            MissedTickBehavior::Delay if now > on_schedule => now + self.period,
+            MissedTickBehavior::Delay => on_schedule,
+            MissedTickBehavior::Skip if now >= on_schedule => {
+                // The first point of the original grid strictly after now.
+                let periods_behind = (now - scheduled).as_nanos() / self.period.as_nanos();
+                let skip = u32::try_from(periods_behind + 1).unwrap_or(u32::MAX);
+                scheduled.checked_add(self.period * skip).unwrap_or_else(|| far_future(now))
+            }
+            MissedTickBehavior::Skip => on_schedule,
+        };
+        self.sleep.reset(self.next);
+        Poll::Ready(scheduled)
+    }
+
+    /// Chooses what happens to missed ticks (default: [`MissedTickBehavior::Skip`]).
+    pub fn set_missed_tick_behavior(&mut self, behavior: MissedTickBehavior) {
+        self.missed = behavior;
+    }
+
+    /// The current missed-tick behaviour.
+    pub fn missed_tick_behavior(&self) -> MissedTickBehavior {
+        self.missed
+    }
+
+    /// The period between ticks.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// Restarts the schedule: the next tick is one period from now.
+    pub fn reset(&mut self) {
+        self.next = deadline_after(self.period);
+        self.sleep.reset(self.next);
+    }
+}

@@ -1,0 +1,197 @@
+//! Timers: ordering, timeouts, intervals after a stall, many timers at once, cancellation,
+//! and deadlines too far away to represent. Assertions compare instants the timers report
+//! with each other and with their deadlines; none asserts how long anything took.
+
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use mini::time::{interval, sleep, sleep_until, timeout, timeout_at, MissedTickBehavior};
+
+/// A small deterministic shuffle (no rand dependency): a linear congruential generator.
+fn shuffled(n: u64) -> Vec<u64> {
+    let mut v: Vec<u64> = (0..n).collect();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for i in (1..v.len()).rev() {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        v.swap(i, (state >> 33) as usize % (i + 1));
+    }
+    v
+}
+
+#[test]
+fn sleeps_with_shuffled_deadlines_wake_in_deadline_order() {
+    let order = Rc::new(RefCell::new(Vec::new()));
+    mini::block_on({
+        let order = order.clone();
+        async move {
+            let base = Instant::now() + Duration::from_millis(5);
+            let handles: Vec<_> = shuffled(200)
+                .into_iter()
+                .map(|i| {
+                    let order = order.clone();
+                    mini::spawn(async move {
+                        // 200 distinct deadlines, 100 µs apart.
+                        let deadline = base + Duration::from_micros(100 * i);
+                        sleep_until(deadline).await;
+                        assert!(Instant::now() >= deadline, "woke before its deadline");
+                        order.borrow_mut().push(i);
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.await.unwrap();
+            }
+        }
+    });
+    assert_eq!(*order.borrow(), (0..200).collect::<Vec<_>>());
+}
+
+#[test]
+fn timeout_fires_for_a_slow_future_and_not_for_a_fast_one() {
+    mini::block_on(async {
+        let err = timeout(Duration::from_millis(2), std::future::pending::<()>()).await.unwrap_err();
+        assert_eq!(err.to_string(), "deadline has elapsed");
+        let io: std::io::Error = err.into();
+        assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
+
+        let fast = timeout(Duration::from_secs(60), async {
+            mini::yield_now().await;
+            "fast"
+        });
+        assert_eq!(fast.await, Ok("fast"));
+
+        // The deadline bounds the wait even when the inner future is itself a long sleep.
+        let deadline = Instant::now() + Duration::from_millis(3);
+        assert!(timeout_at(deadline, sleep(Duration::from_secs(3600))).await.is_err());
+        assert!(Instant::now() >= deadline);
+    });
+}
+
+#[test]
+fn a_deadline_past_what_instant_can_hold_means_never() {
+    mini::block_on(async {
+        let forever = sleep(Duration::MAX);
+        assert!(!forever.is_elapsed());
+        assert!(timeout(Duration::from_millis(1), forever).await.is_err());
+        // A timeout of Duration::MAX around a quick future is fine too.
+        assert_eq!(timeout(Duration::MAX, async { 1 }).await, Ok(1));
+    });
+}
+
+#[test]
+fn dropping_sleeps_cancels_their_timers() {
+    let rt = mini::Runtime::new().unwrap();
+    rt.block_on(async {
+        for _ in 0..1_000_000 {
+            let mut s = sleep(Duration::from_secs(3600));
+            // Poll once so the timer is really registered, then drop it.
+            poll_fn(|cx| {
+                assert!(std::pin::Pin::new(&mut s).poll(cx).is_pending());
+                Poll::Ready(())
+            })
+            .await;
+        }
+    });
+    let debug = format!("{rt:?}");
+    assert!(debug.contains("timers: 0"), "timers left behind: {debug}");
+}
+
+#[test]
+fn a_hundred_thousand_concurrent_sleeps_all_complete() {
+    const N: u64 = 100_000;
+    let rt = mini::Runtime::new().unwrap();
+    let completed = rt.block_on(async {
+        let handles: Vec<_> = (0..N)
+            .map(|i| mini::spawn(async move { sleep(Duration::from_micros(i % 20_000)).await }))
+            .collect();
+        let mut completed = 0u64;
+        for h in handles {
+            h.await.unwrap();
+            completed += 1;
+        }
+        completed
+    });
+    assert_eq!(completed, N);
+    assert!(format!("{rt:?}").contains("timers: 0"));
+}
+
+#[test]
+fn sleep_reset_moves_the_deadline() {
+    mini::block_on(async {
+        let mut s = sleep(Duration::from_secs(3600));
+        // Register the far deadline first, then pull it in.
+        poll_fn(|cx| {
+            assert!(std::pin::Pin::new(&mut s).poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        let soon = Instant::now() + Duration::from_millis(2);
+        s.reset(soon);
+        assert_eq!(s.deadline(), soon);
+        s.await;
+        assert!(Instant::now() >= soon);
+    });
+}
+
+/// Stalls the thread (as a blocking call in a task would) for `periods` periods.
+fn stall(period: Duration, periods: u32) {
+    std::thread::sleep(period * periods);
+}
+
+#[test]
+fn interval_skips_missed_ticks_by_default() {
+    let p = Duration::from_millis(4);
+    mini::block_on(async {
+        let mut iv = interval(p);
+        assert_eq!(iv.missed_tick_behavior(), MissedTickBehavior::Skip);
+        let start = iv.tick().await; // the first tick is immediate
+        let t1 = iv.tick().await;
+        assert_eq!(t1, start + p);
+        stall(p, 3); // ticks at start+2p, +3p (at least) are missed
+        let late = iv.tick().await; // the late tick still reports its own schedule...
+        assert_eq!(late, start + 2 * p);
+        let next = iv.tick().await; // ...then the missed ones are skipped: next grid point
+        assert!(next > late + p, "missed ticks were not skipped: {:?}", next - late);
+        assert_eq!((next - start).as_nanos() % p.as_nanos(), 0, "stays on the original grid");
+    });
+}
+
+#[test]
+fn interval_burst_fires_missed_ticks_back_to_back() {
+    let p = Duration::from_millis(4);
+    mini::block_on(async {
+        let mut iv = interval(p);
+        iv.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let start = iv.tick().await;
+        stall(p, 3);
+        let ticks = [iv.tick().await, iv.tick().await, iv.tick().await, iv.tick().await];
+        assert_eq!(ticks, [start + p, start + 2 * p, start + 3 * p, start + 4 * p]);
+    });
+}
+
+#[test]
+fn interval_delay_restarts_the_schedule_after_a_stall() {
+    let p = Duration::from_millis(4);
+    mini::block_on(async {
+        let mut iv = interval(p);
+        iv.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let start = iv.tick().await;
+        stall(p, 3);
+        let late = iv.tick().await;
+        assert_eq!(late, start + p);
+        let taken = Instant::now();
+        let next = iv.tick().await;
+        // Burst would say start + 2p; Delay counts one period from when the late tick was
+        // taken, which is after the stall and no later than `taken`.
+        assert!(next > start + 3 * p && next <= taken + p, "{:?}", next - start);
+    });
+}
+
+#[test]
+#[should_panic(expected = "period must be non-zero")]
+fn interval_of_zero_panics() {
+    let _ = interval(Duration::ZERO);
+}
