@@ -7,8 +7,6 @@
 
 use std::cell::Cell;
 use std::io;
-use std::mem;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
@@ -25,6 +23,10 @@ macro_rules! syscall {
         }
     }};
 }
+
+// The submodules use `syscall!`, so they are declared after it.
+mod socket;
+pub use socket::{accept, recv, send, tcp_connect, tcp_listen};
 
 // ---------------------------------------------------------------------------------------------
 // epoll
@@ -204,7 +206,7 @@ impl EventFd {
 }
 
 // ---------------------------------------------------------------------------------------------
-// fds and sockets
+// fds
 // ---------------------------------------------------------------------------------------------
 
 /// Sets `O_NONBLOCK` on `fd` (for fds handed to mini already open, e.g. by `from_std`).
@@ -218,144 +220,11 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// Retries a syscall wrapper while it fails with EINTR.
-fn retry_eintr<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+pub(crate) fn retry_eintr<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     loop {
         match f() {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             res => return res,
         }
     }
-}
-
-/// A `sockaddr_storage` holding an IPv4 or IPv6 address, and its length.
-fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid (AF_UNSPEC) value.
-    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for any sockaddr_* type.
-            unsafe { (&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>().write(sin) };
-            mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: as above, sockaddr_storage can hold a sockaddr_in6.
-            unsafe { (&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>().write(sin6) };
-            mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len as libc::socklen_t)
-}
-
-/// Reads back an address the kernel wrote into a `sockaddr_storage`.
-fn from_sockaddr(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
-    match storage.ss_family as libc::c_int {
-        libc::AF_INET => {
-            // SAFETY: the kernel set ss_family to AF_INET, so the storage holds a sockaddr_in.
-            let sin = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Ok(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the kernel set ss_family to AF_INET6, so the storage holds a sockaddr_in6.
-            let sin6 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            Ok(SocketAddr::V6(SocketAddrV6::new(
-                ip,
-                u16::from_be(sin6.sin6_port),
-                sin6.sin6_flowinfo,
-                sin6.sin6_scope_id,
-            )))
-        }
-        _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "unsupported address family")),
-    }
-}
-
-fn new_socket(addr: &SocketAddr, ty: libc::c_int) -> io::Result<OwnedFd> {
-    let domain = match addr {
-        SocketAddr::V4(_) => libc::AF_INET,
-        SocketAddr::V6(_) => libc::AF_INET6,
-    };
-    let fd = syscall!(socket(domain, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0))?;
-    // SAFETY: socket just returned this fd and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// A non-blocking TCP listener: `socket`, `SO_REUSEADDR`, `bind`, `listen(backlog)`.
-pub fn tcp_listen(addr: SocketAddr, backlog: i32) -> io::Result<OwnedFd> {
-    let fd = new_socket(&addr, libc::SOCK_STREAM)?;
-    let one: libc::c_int = 1;
-    syscall!(setsockopt(
-        fd.as_raw_fd(),
-        libc::SOL_SOCKET,
-        libc::SO_REUSEADDR,
-        (&one as *const libc::c_int).cast(),
-        mem::size_of::<libc::c_int>() as libc::socklen_t,
-    ))?;
-    let (storage, len) = to_sockaddr(&addr);
-    syscall!(bind(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len))?;
-    syscall!(listen(fd.as_raw_fd(), backlog))?;
-    Ok(fd)
-}
-
-/// Starts a non-blocking TCP connect. Returns the socket and whether the connect is still
-/// in progress (`EINPROGRESS`): then the caller waits until the socket is writable and reads
-/// `SO_ERROR` for the outcome.
-pub fn tcp_connect(addr: SocketAddr) -> io::Result<(OwnedFd, bool)> {
-    let fd = new_socket(&addr, libc::SOCK_STREAM)?;
-    let (storage, len) = to_sockaddr(&addr);
-    // No EINTR retry here: an interrupted connect carries on asynchronously, exactly like
-    // EINPROGRESS, and calling connect again would fail with EALREADY.
-    match syscall!(connect(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len)) {
-        Ok(_) => Ok((fd, false)),
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) || e.raw_os_error() == Some(libc::EINTR) => {
-            Ok((fd, true))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// `accept4` with `SOCK_NONBLOCK | SOCK_CLOEXEC`: the new socket is ready for the reactor
-/// without a second `fcntl` call. EINTR is retried; WouldBlock is returned to the caller.
-pub fn accept(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, SocketAddr)> {
-    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
-    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
-    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let fd = retry_eintr(|| {
-        syscall!(accept4(
-            listener.as_raw_fd(),
-            (&mut storage as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-        ))
-    })?;
-    // SAFETY: accept4 just returned this fd and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    Ok((fd, from_sockaddr(&storage)?))
-}
-
-/// `recv` into `buf`. EINTR is retried; WouldBlock is returned to the caller.
-pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY (of the call inside): `buf` is valid for `buf.len()` bytes for the call.
-    retry_eintr(|| syscall!(recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)).map(|n| n as usize))
-}
-
-/// `send` with `MSG_NOSIGNAL`: a closed peer gives `EPIPE` instead of a SIGPIPE that would
-/// kill a host program that did not ignore it. EINTR is retried.
-pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
-    retry_eintr(|| {
-        syscall!(send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)).map(|n| n as usize)
-    })
 }
