@@ -41,6 +41,11 @@ pub mod time {
     pub use mini_runtime::time::*;
 }
 
+/// Unix signals: `ctrl_c` and `unix::signal`.
+pub mod signal {
+    pub use mini_runtime::signal::*;
+}
+
 /// Tasks: spawning, joining, yielding.
 pub mod task {
     pub use mini_runtime::{spawn, yield_now, JoinError, JoinHandle};

@@ -11,6 +11,7 @@
 //! | `task`       | a spawned future, its `Waker`, its [`JoinHandle`]                     |
 //! | `executor`   | the message loop: run ready tasks, then `epoll_wait`, repeat          |
 //! | [`time`]     | timers: one ordered map per runtime, bounding the epoll timeout       |
+//! | [`signal`]   | Unix signals through a self-pipe registered with the reactor          |
 //! | `coop`       | the per-poll I/O budget that keeps one busy socket from starving all  |
 //! | [`io`]       | [`io::Async`], the `futures-io` traits, `copy`                        |
 //! | [`socket`]   | safe socket primitives the `mini-net` crate builds on                 |
@@ -23,6 +24,7 @@ mod coop;
 mod executor;
 pub mod io;
 mod reactor;
+pub mod signal;
 mod slab;
 mod sys;
 mod task;
