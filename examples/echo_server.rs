@@ -1,22 +1,155 @@
-//! An echo server: one task per connection, each copying what it reads back to the client.
+//! An echo server: one task per connection, each writing back what it reads.
 //!
 //! ```text
-//! cargo run --release --example echo_server [ADDR]     # default 127.0.0.1:8080
+//! cargo run --release --example echo_server -- [ADDR] [--idle-timeout SECS] [--grace SECS]
 //! nc 127.0.0.1 8080                                    # type a line, it comes back
 //! ```
+//!
+//! - `ADDR` defaults to 127.0.0.1:8080.
+//! - `--idle-timeout SECS`: close a client that has sent nothing for that long.
+//! - On Ctrl-C or SIGTERM the server stops accepting, lets open connections finish for
+//!   `--grace SECS` (default 5; a second signal cuts it short), prints how many connections
+//!   it served, and exits with status 0.
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use mini::net::{TcpListener, TcpStream};
+use mini::signal::unix::{signal, Signal, SignalKind};
+use mini::time::{sleep, timeout};
+
+/// How long to stop accepting after `accept` fails (say, out of fds): long enough not to
+/// spin on a listener that stays readable, short enough to resume quickly.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+struct Options {
+    addr: String,
+    idle_timeout: Option<Duration>,
+    grace: Duration,
+}
+
+fn parse_secs(flag: &str, value: Option<String>) -> Result<Duration, String> {
+    let value = value.ok_or_else(|| format!("{flag} needs a number of seconds"))?;
+    value
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{flag}: {value:?} is not a number of seconds"))
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut opts =
+        Options { addr: "127.0.0.1:8080".into(), idle_timeout: None, grace: Duration::from_secs(5) };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--idle-timeout" => opts.idle_timeout = Some(parse_secs(&arg, args.next())?),
+            "--grace" => opts.grace = parse_secs(&arg, args.next())?,
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
+            addr => opts.addr = addr.to_string(),
+        }
+    }
+    Ok(opts)
+}
+
+/// Resolves at the next SIGINT or SIGTERM.
+async fn shutdown_requested(int: &mut Signal, term: &mut Signal) {
+    poll_fn(|cx| match (int.poll_recv(cx), term.poll_recv(cx)) {
+        (Poll::Pending, Poll::Pending) => Poll::Pending,
+        _ => Poll::Ready(()),
+    })
+    .await
+}
+
+/// One client: read up to 4 KiB, write it all back, until end of stream, an error, or (with
+/// an idle timeout) silence.
+async fn serve(mut stream: TcpStream, idle_timeout: Option<Duration>) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let read = match idle_timeout {
+            Some(limit) => match timeout(limit, stream.read(&mut buf)).await {
+                Ok(read) => read,
+                Err(_) => return, // idle too long: dropping the stream closes it
+            },
+            None => stream.read(&mut buf).await,
+        };
+        match read {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Runs two futures at once and returns the output of whichever finishes first (the other
+/// is dropped). `a` is polled first, so it wins a tie.
+async fn race<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = a.as_mut().poll(cx) {
+            return Poll::Ready(Either::Left(out));
+        }
+        b.as_mut().poll(cx).map(Either::Right)
+    })
+    .await
+}
+
+enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
 
 #[mini::main]
-async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8080".to_string());
-    let listener = mini::net::TcpListener::bind(&addr).await?;
+async fn main() -> io::Result<()> {
+    let opts = match parse_options() {
+        Ok(opts) => opts,
+        Err(msg) => {
+            eprintln!("echo_server: {msg}\nusage: echo_server [ADDR] [--idle-timeout SECS] [--grace SECS]");
+            std::process::exit(2);
+        }
+    };
+    // Listen for the signals first, so a Ctrl-C from now on means "shut down gracefully".
+    let (mut int, mut term) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
+    let listener = TcpListener::bind(&opts.addr).await?;
     println!("echo server listening on {}", listener.local_addr()?);
 
+    let mut connections: Vec<mini::JoinHandle<()>> = Vec::new();
+    let mut served = 0u64;
     loop {
-        let (mut stream, _peer) = listener.accept().await?;
-        mini::spawn(async move {
-            let (mut reader, mut writer) = stream.split();
-            // An error here (say, a reset) ends only this client's task.
-            let _ = mini::io::copy(&mut reader, &mut writer).await;
-        });
+        match race(shutdown_requested(&mut int, &mut term), listener.accept()).await {
+            Either::Left(()) => break,
+            Either::Right(Ok((stream, _peer))) => {
+                served += 1;
+                connections.retain(|c| !c.is_finished());
+                connections.push(mini::spawn(serve(stream, opts.idle_timeout)));
+            }
+            Either::Right(Err(e)) => {
+                eprintln!("echo_server: accept failed: {e}; pausing {ACCEPT_BACKOFF:?}");
+                sleep(ACCEPT_BACKOFF).await;
+            }
+        }
     }
+
+    drop(listener); // stop accepting: new clients are refused from here on
+    connections.retain(|c| !c.is_finished());
+    println!("shutting down: {} open connections, grace period {:?}", connections.len(), opts.grace);
+    let all_finished = async {
+        for c in connections {
+            let _ = c.await;
+        }
+    };
+    match race(timeout(opts.grace, all_finished), shutdown_requested(&mut int, &mut term)).await {
+        Either::Left(Ok(())) => println!("all connections finished"),
+        Either::Left(Err(_)) => println!("grace period over: closing the remaining connections"),
+        Either::Right(()) => println!("second signal: closing the remaining connections"),
+    }
+    // Returning drops the runtime, and with it the tasks of any connection still open.
+    println!("served {served} connections");
+    Ok(())
 }

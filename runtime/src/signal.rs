@@ -29,13 +29,18 @@ use crate::sys::signal as sys;
 ///
 /// # Examples
 ///
-/// ```no_run
-/// #[mini::main]
-/// async fn main() -> std::io::Result<()> {
-///     mini::signal::ctrl_c().await?;
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// mini::block_on(async {
+///     let ctrl_c = mini::spawn(mini::signal::ctrl_c());
+///     mini::yield_now().await; // let it install the handler
+///     // As if the user pressed Ctrl-C:
+///     std::process::Command::new("kill").args(["-INT", &std::process::id().to_string()]).status()?;
+///     ctrl_c.await??;
 ///     println!("shutting down");
 ///     Ok(())
-/// }
+/// })
+/// # }
 /// ```
 pub async fn ctrl_c() -> io::Result<()> {
     unix::signal(unix::SignalKind::interrupt())?.recv().await;
@@ -141,17 +146,18 @@ pub mod unix {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```
     /// use mini::signal::unix::{signal, SignalKind};
     ///
-    /// #[mini::main]
-    /// async fn main() -> std::io::Result<()> {
-    ///     let mut hangups = signal(SignalKind::hangup())?;
-    ///     while hangups.recv().await.is_some() {
-    ///         println!("reloading configuration");
-    ///     }
+    /// # fn main() -> std::io::Result<()> {
+    /// mini::block_on(async {
+    ///     let mut usr1 = signal(SignalKind::user_defined1())?;
+    ///     std::process::Command::new("kill").args(["-USR1", &std::process::id().to_string()]).status()?;
+    ///     usr1.recv().await;
+    ///     println!("got SIGUSR1");
     ///     Ok(())
-    /// }
+    /// })
+    /// # }
     /// ```
     pub fn signal(kind: SignalKind) -> io::Result<Signal> {
         let signum = kind.0;
