@@ -128,6 +128,16 @@ pub fn sleep(duration: Duration) -> Sleep {
 }
 
 /// Waits until `deadline`.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// mini::block_on(async {
+///     let deadline = Instant::now() + Duration::from_millis(2);
+///     mini::time::sleep_until(deadline).await;
+///     assert!(Instant::now() >= deadline);
+/// });
+/// ```
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep { deadline, entry: None }
 }
@@ -255,6 +265,18 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
 }
 
 /// Runs `future` until `deadline`, as [`timeout`] does.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// mini::block_on(async {
+///     // One deadline shared by several steps.
+///     let deadline = Instant::now() + Duration::from_secs(5);
+///     let a = mini::time::timeout_at(deadline, async { 1 }).await;
+///     let b = mini::time::timeout_at(deadline, async { 2 }).await;
+///     assert_eq!((a, b), (Ok(1), Ok(2)));
+/// });
+/// ```
 pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
     Timeout { future, sleep: sleep_until(deadline) }
 }
@@ -362,6 +384,21 @@ impl Interval {
     }
 
     /// Chooses what happens to missed ticks (default: [`MissedTickBehavior::Skip`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mini::time::{interval, MissedTickBehavior};
+    ///
+    /// mini::block_on(async {
+    ///     let mut iv = interval(Duration::from_millis(2));
+    ///     iv.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    ///     let start = iv.tick().await;
+    ///     std::thread::sleep(Duration::from_millis(5)); // a stall: two ticks missed
+    ///     // Burst catches up tick by tick on the original schedule.
+    ///     assert_eq!(iv.tick().await, start + Duration::from_millis(2));
+    ///     assert_eq!(iv.tick().await, start + Duration::from_millis(4));
+    /// });
+    /// ```
     pub fn set_missed_tick_behavior(&mut self, behavior: MissedTickBehavior) {
         self.missed = behavior;
     }

@@ -97,11 +97,40 @@ impl<T: AsFd> Async<T> {
     }
 
     /// Waits until the fd is readable (or the read side is closed, or an error is pending).
+    ///
+    /// Readiness is a hint, not a promise: after it resolves, a read may still return
+    /// `WouldBlock` (use [`read_with`](Self::read_with), which handles that).
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    ///
+    /// mini::block_on(async {
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     let b = mini::io::Async::new(b)?;
+    ///     (&a).write_all(b"!")?;
+    ///     b.readable().await?;
+    ///     Ok::<(), std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn readable(&self) -> Readable<'_, T> {
         Readable { io: self }
     }
 
     /// Waits until the fd is writable (or an error is pending).
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    ///
+    /// mini::block_on(async {
+    ///     let (a, _b) = UnixStream::pair()?;
+    ///     let a = mini::io::Async::new(a)?;
+    ///     a.writable().await?; // an empty socket buffer: at once
+    ///     Ok::<(), std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn writable(&self) -> Writable<'_, T> {
         Writable { io: self }
     }
