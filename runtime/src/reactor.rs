@@ -55,7 +55,7 @@ mod bits {
     pub(super) const ERROR: u8 = 1 << 4;
 }
 
-/// Which waiter an operation is: each has its own readiness condition and waker slot.
+/// Which waiter an operation is: each has its own readiness condition and waiter list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     /// Waits until a read would make progress (data, end of stream, or an error).
@@ -88,10 +88,11 @@ impl Direction {
 pub(crate) struct ScheduledIo {
     token: u64,
     readiness: Cell<u8>,
-    /// One waiting task per direction (`Direction as usize`), as in tokio and async-io: a
-    /// reader and a writer can wait at the same time (split halves), and so can a third task
-    /// waiting for `peer_closed`.
-    waiters: [Cell<Option<Waker>>; 3],
+    /// The tasks waiting in each direction (`Direction as usize`): a reader and a writer
+    /// wait at the same time (split halves), and several tasks may wait in one direction
+    /// (two owned halves both awaiting `peer_closed`). Almost always zero or one entry; an
+    /// entry leaves the list when its task is woken.
+    waiters: [RefCell<Vec<Waker>>; 3],
 }
 
 impl fmt::Debug for ScheduledIo {
@@ -109,11 +110,10 @@ impl ScheduledIo {
         if self.readiness.get() & dir.ready_mask() != 0 {
             return Poll::Ready(());
         }
-        let slot = &self.waiters[dir.slot()];
-        // Keep the stored waker if it would wake the same task: avoids a clone per wait.
-        match slot.take() {
-            Some(old) if old.will_wake(cx.waker()) => slot.set(Some(old)),
-            _ => slot.set(Some(cx.waker().clone())),
+        let mut waiters = self.waiters[dir.slot()].borrow_mut();
+        // A task polling again finds its waker already there: no clone, no growth.
+        if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            waiters.push(cx.waker().clone());
         }
         Poll::Pending
     }
@@ -144,9 +144,8 @@ impl ScheduledIo {
     /// resolves even if the EPOLLRDHUP edge was consumed earlier.
     pub(crate) fn mark_read_closed(&self) {
         self.readiness.set(self.readiness.get() | bits::READ_CLOSED);
-        if let Some(w) = self.waiters[Direction::Closed.slot()].take() {
-            w.wake();
-        }
+        let waiters = std::mem::take(&mut *self.waiters[Direction::Closed.slot()].borrow_mut());
+        waiters.into_iter().for_each(Waker::wake);
     }
 
     /// Records the kernel's flags and moves the wakers of the directions that became ready
@@ -171,7 +170,7 @@ impl ScheduledIo {
         self.readiness.set(self.readiness.get() | new);
         for dir in [Direction::Read, Direction::Write, Direction::Closed] {
             if new & dir.ready_mask() != 0 {
-                wake.extend(self.waiters[dir.slot()].take());
+                wake.append(&mut self.waiters[dir.slot()].borrow_mut());
             }
         }
     }

@@ -126,6 +126,9 @@ impl TcpStream {
     /// `EPOLLRDHUP`/`EPOLLHUP`, or a read that returned end-of-stream), without reading any
     /// data. Useful to stop work for a client that went away.
     ///
+    /// A local `shutdown(Shutdown::Read)` looks the same to the kernel (Linux reports
+    /// `EPOLLRDHUP` for both), so after one, `peer_closed` resolves too.
+    ///
     /// ```
     /// # use mini::net::{TcpListener, TcpStream};
     /// # mini::block_on(async {

@@ -99,7 +99,10 @@ impl<T: AsFd> Async<T> {
     /// Waits until the fd is readable (or the read side is closed, or an error is pending).
     ///
     /// Readiness is a hint, not a promise: after it resolves, a read may still return
-    /// `WouldBlock` (use [`read_with`](Self::read_with), which handles that).
+    /// `WouldBlock`. A fresh `Async` even starts out ready in both directions, so the first
+    /// wait resolves at once. If you do the I/O yourself and it returns `WouldBlock`, call
+    /// [`clear_ready`](Self::clear_ready) before waiting again, or the wait resolves at once
+    /// and the loop spins. [`read_with`](Self::read_with) does all of this for you.
     ///
     /// ```
     /// use std::io::Write;

@@ -1,0 +1,412 @@
+//! TCP, black-box, over 127.0.0.1: connect/accept, echo, bulk transfer in both directions,
+//! half-close, `peer_closed` (pending while open, data left intact, every waiter woken),
+//! refused connects, resets, a burst of a thousand connections, `from_std`, and the byte
+//! counts of `read_to_end` and `copy`. (SIGPIPE has a binary of its own: `tests/sigpipe.rs`.)
+//!
+//! Nothing sleeps: every wait is on the other end of a socket. Where a lost wake-up would
+//! show only as a hang and the wait can be bounded, the test bounds it (`join_within`); the
+//! other waits are for events a correct runtime always delivers.
+
+mod util;
+
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd};
+
+use mini::io::{AsyncReadExt, AsyncWriteExt};
+use mini::net::{TcpListener, TcpStream};
+
+use util::{
+    counting_waker, is_nonblocking, join_within, pattern, poll_once, reactor_turn, set_linger_zero, tcp_pair,
+};
+
+/// Accept and connect agree on both ends' addresses, `TCP_NODELAY` round-trips, and a
+/// spawned echo server (`copy` over borrowed `split` halves) returns every message intact
+/// and reports the exact number of bytes it copied.
+#[mini::test]
+async fn echo_over_accept_and_connect() -> io::Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    assert!(addr.ip().is_loopback());
+    assert_ne!(addr.port(), 0, "port 0 must be replaced by the port the kernel picked");
+
+    let mut client = TcpStream::connect(addr).await?;
+    let (mut server, peer) = listener.accept().await?;
+    assert_eq!(peer, client.local_addr()?);
+    assert_eq!(server.peer_addr()?, client.local_addr()?);
+    assert_eq!(client.peer_addr()?, server.local_addr()?);
+    assert_eq!(client.peer_addr()?, addr);
+
+    client.set_nodelay(true)?;
+    assert!(client.nodelay()?);
+    client.set_nodelay(false)?;
+    assert!(!client.nodelay()?);
+    client.set_nodelay(true)?;
+
+    let echo = mini::spawn(async move {
+        let (mut reader, mut writer) = server.split();
+        mini::io::copy(&mut reader, &mut writer).await
+    });
+
+    let big = pattern(7, 100_000);
+    let messages: [&[u8]; 3] = [b"hello", b"mini", &big];
+    let mut sent = 0;
+    for message in messages {
+        client.write_all(message).await?;
+        client.flush().await?;
+        let mut back = vec![0; message.len()];
+        client.read_exact(&mut back).await?;
+        assert!(back == message, "echo of a {}-byte message differs", message.len());
+        sent += message.len();
+    }
+
+    // Half-close: copy sees end of stream, returns its count, and the task drops the stream.
+    client.shutdown(Shutdown::Write)?;
+    assert_eq!(echo.await??, sent as u64);
+    let mut rest = Vec::new();
+    assert_eq!(client.read_to_end(&mut rest).await?, 0, "nothing may follow the echoes");
+    Ok(())
+}
+
+/// Both ends write 1 MiB before reading anything, far more than the socket buffers hold at
+/// first. With owned halves in separate tasks neither side deadlocks, and each direction
+/// carries its own pattern intact. Dropping an `OwnedWriteHalf` must shut down the write
+/// side, or the `read_to_end`s never finish.
+#[mini::test]
+async fn a_mebibyte_each_way_with_both_sides_writing_first() -> io::Result<()> {
+    const LEN: usize = 1 << 20;
+    let (client, server) = tcp_pair().await?;
+    let (mut client_rd, client_wr) = client.into_split();
+    let (mut server_rd, server_wr) = server.into_split();
+
+    let upload = pattern(0x11, LEN);
+    let download = pattern(0x22, LEN);
+    let writers = [(client_wr, upload.clone()), (server_wr, download.clone())].map(|(mut half, data)| {
+        mini::spawn(async move {
+            half.write_all(&data).await?;
+            drop(half); // shuts down the write side: the peer reads end of stream
+            Ok::<(), io::Error>(())
+        })
+    });
+    // The readers start only after both writers have been spawned (and run first).
+    let at_server = mini::spawn(async move {
+        let mut got = Vec::new();
+        server_rd.read_to_end(&mut got).await.map(|_| got)
+    });
+    let at_client = mini::spawn(async move {
+        let mut got = Vec::new();
+        client_rd.read_to_end(&mut got).await.map(|_| got)
+    });
+
+    for writer in writers {
+        writer.await??;
+    }
+    let at_server = at_server.await??;
+    let at_client = at_client.await??;
+    assert_eq!(at_server.len(), LEN);
+    assert_eq!(at_client.len(), LEN);
+    assert!(at_server == upload, "the server received corrupted bytes");
+    assert!(at_client == download, "the client received corrupted bytes");
+    Ok(())
+}
+
+/// Half-close in both directions: after the client's `shutdown(Write)` the server reads
+/// the request and then end of stream (repeatedly), yet can still send a reply; the client
+/// can no longer write; when the server drops, the client reads end of stream.
+#[mini::test]
+async fn half_close_then_reply() -> io::Result<()> {
+    let (mut client, mut server) = tcp_pair().await?;
+
+    client.write_all(b"request").await?;
+    client.shutdown(Shutdown::Write)?;
+
+    let mut request = Vec::new();
+    assert_eq!(server.read_to_end(&mut request).await?, 7);
+    assert_eq!(request, b"request");
+    let mut buf = [0; 16];
+    assert_eq!(server.read(&mut buf).await?, 0, "end of stream must be reported again");
+
+    // The write side of the client is shut; writing fails (and must not raise SIGPIPE).
+    let err = client.write(b"late").await.expect_err("a write after shutdown(Write) must fail");
+    assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+
+    server.write_all(b"reply").await?;
+    let mut reply = [0; 5];
+    client.read_exact(&mut reply).await?;
+    assert_eq!(&reply, b"reply");
+
+    drop(server);
+    assert_eq!(client.read(&mut buf).await?, 0);
+    assert_eq!(client.read(&mut buf).await?, 0);
+    Ok(())
+}
+
+/// `peer_closed` stays pending while the peer is connected (even with unread data queued),
+/// resolves once the peer closes, and consumes nothing: all the data the peer sent before
+/// closing is still there to read, followed by end of stream.
+#[mini::test]
+async fn peer_closed_waits_for_the_close_and_consumes_nothing() -> io::Result<()> {
+    let (mut client, mut server) = tcp_pair().await?;
+    let data = pattern(3, 50_000);
+    client.write_all(&data).await?;
+
+    // A round trip: the connection is up, and the client has nothing left to read (a close
+    // with unread data would send a reset instead of a FIN).
+    server.write_all(b"ping").await?;
+    let mut ping = [0; 4];
+    client.read_exact(&mut ping).await?;
+
+    {
+        let (waker, _wakes) = counting_waker();
+        let mut closed = std::pin::pin!(server.peer_closed());
+        assert!(poll_once(closed.as_mut(), &waker).is_pending(), "resolved while the peer is open");
+        reactor_turn().await; // the reactor has looked at the socket in between
+        assert!(poll_once(closed.as_mut(), &waker).is_pending(), "resolved while the peer is open");
+
+        drop(client);
+        closed.await; // the same future, parked in the reactor when the FIN arrives
+    }
+
+    let mut got = Vec::new();
+    assert_eq!(server.read_to_end(&mut got).await?, data.len());
+    assert!(got == data, "the data sent before the close was damaged or consumed");
+    server.peer_closed().await; // and it stays resolved
+    Ok(())
+}
+
+/// A local `shutdown(Shutdown::Read)` is indistinguishable from the peer's FIN: Linux
+/// reports both as EPOLLRDHUP (both set the socket's RCV_SHUTDOWN). `peer_closed` documents
+/// that it then resolves; this pins the documented behaviour.
+#[mini::test]
+async fn peer_closed_resolves_after_a_local_read_shutdown() -> io::Result<()> {
+    let (_client, server) = tcp_pair().await?;
+    let (waker, _wakes) = counting_waker();
+    let mut closed = std::pin::pin!(server.peer_closed());
+    assert!(poll_once(closed.as_mut(), &waker).is_pending(), "resolved while both sides are open");
+    server.shutdown(Shutdown::Read)?;
+    closed.await;
+    Ok(())
+}
+
+/// A half-close is enough for `peer_closed`, and the closed side can still be written to.
+#[mini::test]
+async fn peer_closed_resolves_on_half_close() -> io::Result<()> {
+    let (mut client, mut server) = tcp_pair().await?;
+    client.shutdown(Shutdown::Write)?;
+    server.peer_closed().await;
+    server.write_all(b"still open this way").await?;
+    let mut buf = [0; 19];
+    client.read_exact(&mut buf).await?;
+    assert_eq!(&buf, b"still open this way");
+    Ok(())
+}
+
+/// Two tasks waiting for `peer_closed` on the same stream, one through each owned half (the
+/// halves' `AsRef` docs suggest exactly this): the close must wake both. The second task is
+/// awaited first; the first must then finish within a bounded number of yields, since the
+/// same reactor event made both ready.
+#[mini::test]
+async fn peer_closed_wakes_every_waiting_task() -> io::Result<()> {
+    let (client, server) = tcp_pair().await?;
+    let (read_half, write_half) = server.into_split();
+    let first = mini::spawn(async move { read_half.as_ref().peer_closed().await });
+    let second = mini::spawn(async move { write_half.as_ref().peer_closed().await });
+    mini::yield_now().await; // both park
+    assert!(!first.is_finished() && !second.is_finished());
+
+    drop(client);
+    second.await?;
+    join_within(first, 10_000).await;
+    Ok(())
+}
+
+/// A connect to a port nobody listens on fails with `ConnectionRefused` (read from
+/// `SO_ERROR` after the non-blocking connect completes), not with a hang or another kind.
+#[mini::test]
+async fn connect_to_a_closed_port_is_refused() -> io::Result<()> {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?; // bound, then closed
+    let err = TcpStream::connect(addr).await.expect_err("nobody listens on that port");
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    Ok(())
+}
+
+/// A peer reset (SO_LINGER 0, then close) while the server is parked in a read: the read
+/// returns `ECONNRESET` at once. Linux reports the reset once; the socket is then closed, so
+/// the next read sees end of stream and a write fails with `EPIPE`.
+#[mini::test]
+async fn reset_during_a_read_gives_connection_reset() -> io::Result<()> {
+    let (client, mut server) = tcp_pair().await?;
+    let reader = mini::spawn(async move {
+        let mut buf = [0; 64];
+        let res = server.read(&mut buf).await;
+        (server, res)
+    });
+    mini::yield_now().await; // the reader runs first and parks in its read
+    assert!(!reader.is_finished(), "the read completed with nothing sent");
+
+    set_linger_zero(&client)?;
+    drop(client);
+
+    let (mut server, res) = reader.await?;
+    let err = res.expect_err("a read on a reset connection must fail");
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+
+    let mut buf = [0; 64];
+    assert_eq!(server.read(&mut buf).await?, 0, "after the reset is reported, the stream is at its end");
+    let err = server.write(b"anyone?").await.expect_err("a write to a reset peer must fail");
+    assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+    Ok(())
+}
+
+/// A reset in the middle of a bulk transfer, while the writer is parked on a full send
+/// buffer: the writer's next write fails with `ECONNRESET` (then `EPIPE`), never hangs.
+#[mini::test]
+async fn reset_during_a_transfer_fails_the_writer() -> io::Result<()> {
+    let (mut client, mut server) = tcp_pair().await?;
+    let writer = mini::spawn(async move {
+        let chunk = pattern(5, 64 * 1024);
+        // Bounded so that a runtime that never reports the reset fails instead of looping:
+        // the client stops reading after one byte, so the buffers fill long before this.
+        for _ in 0..16 * 1024 {
+            if let Err(e) = server.write_all(&chunk).await {
+                let again = server.write(&chunk).await;
+                return (e, again);
+            }
+        }
+        panic!("wrote 1 GiB to a peer that stopped reading");
+    });
+
+    let mut first = [0; 1];
+    client.read_exact(&mut first).await?; // the transfer is under way
+    set_linger_zero(&client)?;
+    drop(client);
+
+    let (err, again) = writer.await?;
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+    assert_eq!(again.expect_err("still reset").kind(), io::ErrorKind::BrokenPipe);
+    Ok(())
+}
+
+/// A thousand clients connect at once to a spawned echo server on one runtime, each sends a
+/// distinct message, half-closes, and checks the echo. Every connection must be accepted
+/// (the listen backlog is 1024) and every task must complete.
+#[mini::test]
+async fn a_thousand_concurrent_connections_are_echoed() -> io::Result<()> {
+    const CLIENTS: usize = 1000;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+
+    let server = mini::spawn(async move {
+        let mut connections = Vec::with_capacity(CLIENTS);
+        for _ in 0..CLIENTS {
+            let (mut stream, _) = listener.accept().await?;
+            connections.push(mini::spawn(async move {
+                let (mut reader, mut writer) = stream.split();
+                mini::io::copy(&mut reader, &mut writer).await
+            }));
+        }
+        let mut echoed = 0;
+        for connection in connections {
+            echoed += connection.await??;
+        }
+        Ok::<u64, io::Error>(echoed)
+    });
+
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            mini::spawn(async move {
+                let mut stream = TcpStream::connect(addr).await?;
+                let message = format!("client {i} of {CLIENTS} says hello");
+                stream.write_all(message.as_bytes()).await?;
+                stream.shutdown(Shutdown::Write)?;
+                let mut echo = Vec::new();
+                stream.read_to_end(&mut echo).await?;
+                assert_eq!(echo, message.as_bytes(), "client {i} got someone else's echo");
+                Ok::<u64, io::Error>(message.len() as u64)
+            })
+        })
+        .collect();
+
+    let mut sent = 0;
+    for client in clients {
+        sent += client.await??;
+    }
+    assert_eq!(server.await??, sent);
+    Ok(())
+}
+
+/// `from_std` wraps a std listener and a std stream: both are put in non-blocking mode (a
+/// blocking fd would stall the whole runtime thread) and work in both directions. The
+/// accept is started before the connect, so it must park rather than block.
+#[mini::test]
+async fn from_std_listener_and_stream() -> io::Result<()> {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = std_listener.local_addr()?;
+    let listener_fd = std_listener.as_raw_fd();
+    let listener = TcpListener::from_std(std_listener)?;
+    assert_eq!(listener.local_addr()?, addr);
+    // The listener has no fd accessor; its fd number stays open while `listener` lives.
+    assert!(is_nonblocking(listener_fd)?, "from_std left the listener blocking");
+
+    let accept = mini::spawn(async move { listener.accept().await });
+    mini::yield_now().await; // the accept parks first
+    assert!(!accept.is_finished());
+
+    // A blocking connect: the kernel completes the handshake without the accept.
+    let std_stream = std::net::TcpStream::connect(addr)?;
+    assert!(!is_nonblocking(std_stream.as_raw_fd())?);
+    let mut client = TcpStream::from_std(std_stream)?;
+    assert!(is_nonblocking(client.as_fd().as_raw_fd())?, "from_std left the stream blocking");
+
+    let (mut server, peer) = accept.await??;
+    assert_eq!(peer, client.local_addr()?);
+    assert_eq!(client.peer_addr()?, addr);
+
+    // The server reads before the client writes: the wrapped stream must park, not block.
+    let reader = mini::spawn(async move {
+        let mut buf = [0; 5];
+        server.read_exact(&mut buf).await?;
+        server.write_all(&buf).await?;
+        Ok::<_, io::Error>(buf)
+    });
+    mini::yield_now().await;
+    client.write_all(b"hello").await?;
+    let mut back = [0; 5];
+    client.read_exact(&mut back).await?;
+    assert_eq!(&back, b"hello");
+    assert_eq!(&reader.await??, b"hello");
+    Ok(())
+}
+
+/// `read_to_end` returns the number of bytes it *appended* (not the buffer's length), and
+/// `copy` returns the number of bytes it moved; both match what was sent, in both directions.
+#[mini::test]
+async fn read_to_end_and_copy_report_exact_counts() -> io::Result<()> {
+    const LEN: usize = 300_001;
+    let (mut client, mut server) = tcp_pair().await?;
+    let upload = pattern(9, LEN);
+
+    // Client → server: the client writes and half-closes; the server copies into a Vec.
+    let sender = {
+        let upload = upload.clone();
+        mini::spawn(async move {
+            client.write_all(&upload).await?;
+            client.close().await?; // AsyncWriteExt::close: shutdown(Write)
+            Ok::<_, io::Error>(client)
+        })
+    };
+    let mut received = Vec::new();
+    assert_eq!(mini::io::copy(&mut server, &mut received).await?, LEN as u64);
+    assert!(received == upload);
+    let mut client = sender.await??;
+
+    // Server → client: `copy` from a byte slice into the socket, then half-close.
+    let mut source: &[u8] = &received;
+    assert_eq!(mini::io::copy(&mut source, &mut server).await?, LEN as u64);
+    server.shutdown(Shutdown::Write)?;
+    let mut back = b"prefix".to_vec();
+    assert_eq!(client.read_to_end(&mut back).await?, LEN);
+    assert_eq!(back.len(), LEN + 6);
+    assert!(&back[..6] == b"prefix" && back[6..] == upload[..]);
+    Ok(())
+}

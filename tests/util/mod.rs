@@ -1,0 +1,137 @@
+//! Helpers shared by the integration tests (each test file does `mod util;`).
+//!
+//! Not every file uses every helper, hence the `dead_code` allowance.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use mini::io::Async;
+use mini::net::{TcpListener, TcpStream};
+
+/// A connected pair over loopback: `(client, server)`. Must run inside a mini runtime.
+pub(crate) async fn tcp_pair() -> io::Result<(TcpStream, TcpStream)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let client = TcpStream::connect(listener.local_addr()?).await?;
+    let (server, peer) = listener.accept().await?;
+    assert_eq!(peer, client.local_addr()?, "accept reported the wrong peer");
+    Ok((client, server))
+}
+
+/// A waker that only counts its wakes, for futures polled by hand.
+#[derive(Debug, Default)]
+pub(crate) struct WakeCounter(AtomicUsize);
+
+impl WakeCounter {
+    /// How many times a waker built from this counter has been woken.
+    pub(crate) fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Wake for WakeCounter {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A fresh counting waker and the counter behind it.
+pub(crate) fn counting_waker() -> (Waker, Arc<WakeCounter>) {
+    let counter = Arc::new(WakeCounter::default());
+    (Waker::from(counter.clone()), counter)
+}
+
+/// Polls `fut` exactly once with `waker`, then drops it.
+pub(crate) fn poll_once<F: Future>(fut: F, waker: &Waker) -> Poll<F::Output> {
+    let fut = pin!(fut);
+    fut.poll(&mut Context::from_waker(waker))
+}
+
+/// Yields to the runtime until `handle` has finished, at most `max_yields` times, then
+/// awaits it. Turns a task that would wait forever (a lost wake-up) into a test failure
+/// instead of a hang; the failure names the line that called `join_within`. Only for tasks
+/// whose every wake-up is already due, e.g. data already queued in a Unix socket, which the
+/// kernel delivers synchronously.
+#[track_caller]
+pub(crate) fn join_within<T>(handle: mini::JoinHandle<T>, max_yields: usize) -> impl Future<Output = T> {
+    let caller = std::panic::Location::caller();
+    async move {
+        for _ in 0..max_yields {
+            if handle.is_finished() {
+                break;
+            }
+            mini::yield_now().await;
+        }
+        assert!(
+            handle.is_finished(),
+            "task joined at {caller}: still pending after {max_yields} yields, a wake-up was lost"
+        );
+        handle.await.unwrap_or_else(|e| panic!("task joined at {caller}: {e}"))
+    }
+}
+
+/// Returns once the runtime has completed a reactor turn (an `epoll_wait` and the wakes it
+/// caused) that began after this call: it waits on a Unix socket that it makes readable
+/// itself, after a failed read has cleared that socket's optimistic readiness. Any event
+/// queued before the call has then been dispatched. (`yield_now` does not promise this: the
+/// executor may poll a yielding task again before it next looks at the reactor.)
+pub(crate) async fn reactor_turn() {
+    let (tx, rx) = UnixStream::pair().expect("socketpair");
+    let rx = Async::new(rx).expect("register");
+    let (waker, _) = counting_waker();
+    let mut buf = [0; 1];
+    let read = |s: &UnixStream, buf: &mut [u8]| (&*s).read(buf);
+    assert!(poll_once(rx.read_with(|s| read(s, &mut buf)), &waker).is_pending());
+    (&tx).write_all(b"!").expect("write");
+    rx.read_with(|s| read(s, &mut buf)).await.expect("read");
+}
+
+/// Sets `SO_LINGER` to `{on, 0 s}`, so that closing the socket sends a reset (RST) instead
+/// of a FIN and discards unsent data.
+pub(crate) fn set_linger_zero(socket: &impl AsFd) -> io::Result<()> {
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: the fd is open for the call (borrowed from `socket`), and the option value
+    // points at a live `linger` whose exact size is passed.
+    let res = unsafe {
+        libc::setsockopt(
+            socket.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if res == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether the open file description behind fd number `fd` has `O_NONBLOCK` set. A raw
+/// number, because `TcpListener` does not expose its fd; the caller keeps the fd open.
+pub(crate) fn is_nonblocking(fd: RawFd) -> io::Result<bool> {
+    // SAFETY: F_GETFL reads the file status flags; it takes no pointer and touches no memory,
+    // so even a wrong fd number can only give EBADF.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(flags & libc::O_NONBLOCK != 0)
+}
+
+/// A deterministic byte pattern: `len` bytes, distinct per `seed`, not periodic in powers of
+/// two (so a chunk copied to the wrong offset does not compare equal).
+pub(crate) fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8 ^ seed).collect()
+}
