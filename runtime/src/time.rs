@@ -207,14 +207,19 @@ impl Future for Sleep {
             this.cancel();
             return Poll::Ready(());
         }
-        if let Some((timers, key)) = &this.entry {
+        let Some(timers) = context::with_current(|core| core.timers.clone()) else {
+            panic!("mini: a timer was polled outside a mini runtime; await it inside `mini::block_on`")
+        };
+        if let Some((registered, key)) = &this.entry {
+            // Only the runtime that holds the timer will ever fire it.
+            assert!(
+                Rc::ptr_eq(registered, &timers),
+                "mini: a timer was polled in a runtime other than the one it was first polled in"
+            );
             if timers.set_waker(*key, cx.waker()) {
                 return Poll::Pending;
             }
         }
-        let Some(timers) = context::with_current(|core| core.timers.clone()) else {
-            panic!("mini: a timer was polled outside a mini runtime; await it inside `mini::block_on`")
-        };
         let key = timers.insert(this.deadline, cx.waker().clone());
         this.entry = Some((timers, key));
         Poll::Pending

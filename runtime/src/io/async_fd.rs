@@ -93,7 +93,28 @@ impl<T: AsFd> Async<T> {
 
     /// Polls until the fd is ready in `dir`; on `Pending` the task is woken at the next edge.
     pub fn poll_ready(&self, cx: &mut Context<'_>, dir: super::Direction) -> Poll<io::Result<()>> {
-        self.source.poll_ready(cx, dir).map(Ok)
+        let ready = self.source.poll_ready(cx, dir);
+        if ready.is_pending() {
+            self.check_runtime();
+        }
+        ready.map(Ok)
+    }
+
+    /// Before parking a task on this source: only this source's own runtime will ever turn
+    /// its reactor, so waiting from anywhere else would hang forever. Say so instead. (Only
+    /// on the way to `Pending`, so the hot path pays nothing.)
+    fn check_runtime(&self) {
+        match context::with_current(|core| Rc::ptr_eq(&core.reactor, &self.reactor)) {
+            Some(true) => {}
+            Some(false) => panic!(
+                "mini: an I/O object was used in a runtime other than the one it was created in; \
+                 sockets belong to their runtime and cannot move to another"
+            ),
+            None => panic!(
+                "mini: an I/O object was awaited outside its mini runtime; nothing would ever \
+                 wake it. Await it inside the `block_on` that created it"
+            ),
+        }
     }
 
     /// Waits until the fd is readable (or the read side is closed, or an error is pending).
@@ -156,6 +177,7 @@ impl<T: AsFd> Async<T> {
         loop {
             if self.source.poll_ready(cx, dir).is_pending() {
                 coop::refund();
+                self.check_runtime();
                 return Poll::Pending;
             }
             match op(self.get_ref()) {
