@@ -24,7 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub use mini_macros::{main, test};
-pub use mini_runtime::{block_on, spawn, yield_now, JoinError, JoinHandle, Runtime};
+pub use mini_runtime::{block_on, spawn, spawn_blocking, yield_now, JoinError, JoinHandle, Runtime};
 
 /// Async I/O traits, helpers, and [`Async`](io::Async) for any non-blocking fd.
 pub mod io {
@@ -48,7 +48,7 @@ pub mod signal {
 
 /// Tasks: spawning, joining, yielding.
 pub mod task {
-    pub use mini_runtime::{spawn, yield_now, JoinError, JoinHandle};
+    pub use mini_runtime::{spawn, spawn_blocking, yield_now, JoinError, JoinHandle};
 }
 
 /// The README's examples, compiled as doc tests.

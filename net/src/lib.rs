@@ -1,4 +1,5 @@
-//! Async sockets for the mini runtime: [`TcpListener`] and [`TcpStream`].
+//! Async sockets for the mini runtime: [`TcpListener`] and [`TcpStream`], [`UdpSocket`], and
+//! Unix-domain [`UnixListener`] and [`UnixStream`].
 //!
 //! Built entirely on the runtime's safe API ([`mini_runtime::io::Async`] and the
 //! non-blocking calls in [`mini_runtime::socket`]), so this crate has no `unsafe` at all.
@@ -8,8 +9,14 @@
 #![forbid(unsafe_code)]
 
 mod addr;
+mod stream;
 mod tcp;
+mod udp;
+pub mod unix;
 
+pub use addr::{lookup_host, ToSocketAddrs};
 pub use tcp::listener::TcpListener;
 pub use tcp::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 pub use tcp::stream::TcpStream;
+pub use udp::UdpSocket;
+pub use unix::{UnixListener, UnixStream};

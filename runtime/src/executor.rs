@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_queue::SegQueue;
 
+use crate::blocking::Pool;
 use crate::context;
 use crate::coop;
 use crate::reactor::Reactor;
@@ -77,6 +78,8 @@ pub(crate) struct Core {
     tasks: RefCell<Slab<Rc<dyn Run>>>,
     run_queue: RefCell<VecDeque<u64>>,
     pub(crate) remote: Arc<Remote>,
+    /// Threads for `spawn_blocking`, started on first use.
+    pub(crate) blocking: Pool,
 }
 
 impl Core {
@@ -205,6 +208,7 @@ impl Runtime {
             tasks: RefCell::new(Slab::new()),
             run_queue: RefCell::new(VecDeque::new()),
             remote,
+            blocking: Pool::new(),
         });
         Ok(Runtime { core })
     }
@@ -254,6 +258,8 @@ impl Drop for Runtime {
         // Task destructors may spawn or create sockets: let them find this runtime.
         let _enter = context::enter_for_shutdown(&self.core);
         self.core.shutdown();
+        // Idle pool threads exit now; busy ones finish their closure, unwaited for.
+        self.core.blocking.shutdown();
     }
 }
 

@@ -10,6 +10,7 @@
 //! | `reactor`    | one epoll instance; turns events into wakes of the waiting tasks      |
 //! | `task`       | a spawned future, its `Waker`, its [`JoinHandle`]                     |
 //! | `executor`   | the message loop: run ready tasks, then `epoll_wait`, repeat          |
+//! | `blocking`   | helper threads for [`spawn_blocking`]: blocking work off the loop     |
 //! | [`time`]     | timers: one ordered map per runtime, bounding the epoll timeout       |
 //! | [`signal`]   | Unix signals through a self-pipe registered with the reactor          |
 //! | `coop`       | the per-poll I/O budget that keeps one busy socket from starving all  |
@@ -19,6 +20,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod blocking;
 mod context;
 mod coop;
 mod executor;
@@ -30,11 +32,15 @@ mod sys;
 mod task;
 pub mod time;
 
+pub use blocking::spawn_blocking;
 pub use executor::{block_on, spawn, Runtime};
 pub use task::{yield_now, JoinError, JoinHandle};
 
 /// Safe, non-blocking socket calls for the `mini-net` crate (all created with
 /// `SOCK_NONBLOCK | SOCK_CLOEXEC`, all sends with `MSG_NOSIGNAL`).
 pub mod socket {
-    pub use crate::sys::{accept, recv, send, tcp_connect, tcp_listen};
+    pub use crate::sys::{
+        accept, recv, send, tcp_connect, tcp_listen, udp_bind, unix_accept, unix_connect, unix_listen,
+        unix_pair, unix_socket,
+    };
 }

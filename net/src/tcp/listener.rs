@@ -2,7 +2,7 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::task::{ready, Context, Poll};
 
@@ -11,6 +11,7 @@ use mini_runtime::socket;
 
 use crate::addr;
 use crate::TcpStream;
+use crate::ToSocketAddrs;
 
 /// The `listen(2)` backlog: connections the kernel completes before `accept` takes them.
 /// std uses 128, which a burst of a thousand connects overflows (the extra SYNs are dropped
@@ -49,7 +50,7 @@ impl TcpListener {
     ///
     /// Outside a mini runtime.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-        let addrs = addr::resolve(addr)?;
+        let addrs = addr::resolve_async(addr).await?;
         addr::try_each(addrs, |a| async move {
             let fd = socket::tcp_listen(a, BACKLOG)?;
             let io = Async::new_nonblocking(std::net::TcpListener::from(fd))?;

@@ -2,24 +2,20 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, OwnedFd};
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 
-use futures_io::{AsyncRead, AsyncWrite};
-use mini_runtime::io::{
-    Async, AsyncReadExt, AsyncWriteExt, Direction, Flush, Read, ReadExact, Write, WriteAll,
-};
+use mini_runtime::io::{Async, Direction};
 use mini_runtime::socket;
 
 use crate::addr;
-use crate::tcp::split::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+use crate::ToSocketAddrs;
 
 /// A TCP connection.
 ///
 /// Reads and writes are futures: `stream.read(&mut buf).await`, `stream.write_all(b"..").await`.
-/// It implements the `futures-io` [`AsyncRead`] and [`AsyncWrite`] traits, so it works with
+/// It implements the `futures-io` [`AsyncRead`](futures_io::AsyncRead) and
+/// [`AsyncWrite`](futures_io::AsyncWrite) traits, so it works with
 /// [`mini::io::copy`](mini_runtime::io::copy) and any library written against them.
 ///
 /// # Examples
@@ -45,6 +41,8 @@ pub struct TcpStream {
     io: Async<std::net::TcpStream>,
 }
 
+crate::stream::stream_io!(TcpStream);
+
 impl TcpStream {
     /// Opens a connection to `addr`, trying each resolved address in turn.
     ///
@@ -56,7 +54,7 @@ impl TcpStream {
     ///
     /// Outside a mini runtime.
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-        let addrs = addr::resolve(addr)?;
+        let addrs = addr::resolve_async(addr).await?;
         addr::try_each(addrs, TcpStream::connect_one).await
     }
 
@@ -89,37 +87,6 @@ impl TcpStream {
     /// Outside a mini runtime.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         Ok(TcpStream { io: Async::new(stream)? })
-    }
-
-    /// Reads some bytes into `buf`; `Ok(0)` means the peer closed its write side.
-    pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> Read<'a, Self> {
-        AsyncReadExt::read(self, buf)
-    }
-
-    /// Reads exactly `buf.len()` bytes, or fails with `UnexpectedEof`.
-    pub fn read_exact<'a>(&'a mut self, buf: &'a mut [u8]) -> ReadExact<'a, Self> {
-        AsyncReadExt::read_exact(self, buf)
-    }
-
-    /// Writes some bytes from `buf`, returning how many were written.
-    pub fn write<'a>(&'a mut self, buf: &'a [u8]) -> Write<'a, Self> {
-        AsyncWriteExt::write(self, buf)
-    }
-
-    /// Writes all of `buf`, waiting for buffer space as needed.
-    pub fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> WriteAll<'a, Self> {
-        AsyncWriteExt::write_all(self, buf)
-    }
-
-    /// Completes at once: a TCP socket has no user-space buffer to flush.
-    pub fn flush(&mut self) -> Flush<'_, Self> {
-        AsyncWriteExt::flush(self)
-    }
-
-    /// Shuts down the read side, the write side, or both (`shutdown(2)`). After
-    /// `Shutdown::Write` the peer reads end-of-stream but can still send to us.
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
     }
 
     /// Resolves once the peer has closed its side or reset the connection (from
@@ -163,63 +130,5 @@ impl TcpStream {
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
-    }
-
-    /// Borrows the stream as a read half and a write half, usable at the same time (for
-    /// example by `copy`, or by two futures joined in one task).
-    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
-        split::split(self)
-    }
-
-    /// Splits the stream into owned halves that can move into different tasks. Dropping
-    /// the write half shuts down the write side, as `close` would.
-    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        split::into_split(self)
-    }
-
-    // The shared implementation of every read and write, used by the stream and its halves.
-
-    pub(crate) fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let n = ready!(self.io.poll_io(cx, Direction::Read, |s| socket::recv(s.as_fd(), buf)))?;
-        self.io.note_stream_read(n, buf.len());
-        Poll::Ready(Ok(n))
-    }
-
-    pub(crate) fn poll_write_priv(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Write, |s| socket::send(s.as_fd(), buf))
-    }
-
-    pub(crate) fn shutdown_write(&self) -> Poll<io::Result<()>> {
-        Poll::Ready(match self.shutdown(Shutdown::Write) {
-            // Already disconnected: there is nothing left to shut down.
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-            res => res,
-        })
-    }
-}
-
-impl AsyncRead for TcpStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.poll_read_priv(cx, buf)
-    }
-}
-
-impl AsyncWrite for TcpStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.poll_write_priv(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.shutdown_write()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.io.as_fd()
     }
 }

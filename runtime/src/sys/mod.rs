@@ -27,7 +27,10 @@ macro_rules! syscall {
 // The submodules use `syscall!`, so they are declared after it.
 pub(crate) mod signal;
 mod socket;
-pub use socket::{accept, recv, send, tcp_connect, tcp_listen};
+pub use socket::{
+    accept, recv, send, tcp_connect, tcp_listen, udp_bind, unix_accept, unix_connect, unix_listen, unix_pair,
+    unix_socket,
+};
 
 // ---------------------------------------------------------------------------------------------
 // epoll

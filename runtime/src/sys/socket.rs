@@ -4,6 +4,9 @@ use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::ptr;
 
 use super::retry_eintr;
 
@@ -63,11 +66,44 @@ fn from_sockaddr(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
     }
 }
 
+/// A `sockaddr_un` naming `path` in the filesystem, and its length (up to and including the
+/// terminating NUL). A path that is empty, holds a NUL byte, or does not fit in `sun_path`
+/// with its NUL (107 bytes at most on Linux) is `InvalidInput`: the kernel would otherwise
+/// silently use a truncated name, or an abstract one.
+fn unix_sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: sockaddr_un is plain old data; all-zero is a valid value (and NUL-fills the path).
+    let mut addr: libc::sockaddr_un = unsafe { mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.is_empty() || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a socket path must be non-empty and free of NUL bytes",
+        ));
+    }
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket path too long: sun_path holds 107 bytes and a terminating NUL",
+        ));
+    }
+    for (dst, &src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = src as libc::c_char;
+    }
+    // sun_path directly follows sun_family; the length counts the NUL, as `SUN_LEN` does.
+    let len = mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    Ok((addr, len as libc::socklen_t))
+}
+
 fn new_socket(addr: &SocketAddr, ty: libc::c_int) -> io::Result<OwnedFd> {
     let domain = match addr {
         SocketAddr::V4(_) => libc::AF_INET,
         SocketAddr::V6(_) => libc::AF_INET6,
     };
+    new_socket_in(domain, ty)
+}
+
+fn new_socket_in(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
     let fd = syscall!(socket(domain, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0))?;
     // SAFETY: socket just returned this fd and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -112,18 +148,26 @@ pub fn tcp_connect(addr: SocketAddr) -> io::Result<(OwnedFd, bool)> {
 pub fn accept(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, SocketAddr)> {
     // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let fd = accept_into(listener, Some(&mut storage))?;
+    Ok((fd, from_sockaddr(&storage)?))
+}
+
+/// `accept4` as in [`accept`], writing the peer's address into `storage` if one is given.
+fn accept_into(
+    listener: BorrowedFd<'_>,
+    storage: Option<&mut libc::sockaddr_storage>,
+) -> io::Result<OwnedFd> {
     let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // Null address and length pointers tell the kernel not to report the address.
+    let (addr, len_ptr) = match storage {
+        Some(s) => ((s as *mut libc::sockaddr_storage).cast(), &mut len as *mut libc::socklen_t),
+        None => (ptr::null_mut(), ptr::null_mut()),
+    };
     let fd = retry_eintr(|| {
-        syscall!(accept4(
-            listener.as_raw_fd(),
-            (&mut storage as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-        ))
+        syscall!(accept4(listener.as_raw_fd(), addr, len_ptr, libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC))
     })?;
     // SAFETY: accept4 just returned this fd and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    Ok((fd, from_sockaddr(&storage)?))
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// `recv` into `buf`. EINTR is retried; WouldBlock is returned to the caller.
@@ -138,4 +182,59 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     retry_eintr(|| {
         syscall!(send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)).map(|n| n as usize)
     })
+}
+
+/// A non-blocking UDP socket bound to `addr`: `socket(SOCK_DGRAM)`, `bind`. Port 0 picks a
+/// free port.
+pub fn udp_bind(addr: SocketAddr) -> io::Result<OwnedFd> {
+    let fd = new_socket(&addr, libc::SOCK_DGRAM)?;
+    let (storage, len) = to_sockaddr(&addr);
+    syscall!(bind(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len))?;
+    Ok(fd)
+}
+
+/// A non-blocking Unix stream listener at `path`: `socket(AF_UNIX)`, `bind`, `listen`.
+/// `bind` creates the socket file; an existing file at `path` gives `AddrInUse`.
+pub fn unix_listen(path: &Path, backlog: i32) -> io::Result<OwnedFd> {
+    let (addr, len) = unix_sockaddr(path)?;
+    let fd = new_socket_in(libc::AF_UNIX, libc::SOCK_STREAM)?;
+    syscall!(bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len))?;
+    syscall!(listen(fd.as_raw_fd(), backlog))?;
+    Ok(fd)
+}
+
+/// A new, unconnected, non-blocking Unix stream socket, for [`unix_connect`].
+pub fn unix_socket() -> io::Result<OwnedFd> {
+    new_socket_in(libc::AF_UNIX, libc::SOCK_STREAM)
+}
+
+/// Connects the Unix stream socket `fd` to the listener at `path`.
+///
+/// Unlike TCP, a Unix connect never runs in the background: the kernel queues the new
+/// connection on the listener at once (`Ok`), or refuses. `WouldBlock` (`EAGAIN`) means the
+/// listener's backlog is full: the socket stays unconnected, and no readiness event will say
+/// when a slot frees (a blocking connect sleeps on the *listener's* wait queue, which epoll
+/// cannot watch from this socket), so the caller calls this again later.
+pub fn unix_connect(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+    let (addr, len) = unix_sockaddr(path)?;
+    // A non-blocking Unix connect never sleeps in the kernel, so it cannot see EINTR.
+    syscall!(connect(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len))?;
+    Ok(())
+}
+
+/// A connected pair of non-blocking Unix stream sockets (`socketpair`).
+pub fn unix_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1; 2];
+    let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    syscall!(socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()))?;
+    // SAFETY: socketpair just returned these two fds and nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// `accept4` on a Unix listener, with `SOCK_NONBLOCK | SOCK_CLOEXEC`. The peer's address is
+/// not returned: a connecting Unix socket is usually unnamed, and std has no constructor for
+/// its `SocketAddr` from a raw `sockaddr_un` (ask the accepted socket for `peer_addr`).
+/// EINTR is retried; WouldBlock is returned to the caller.
+pub fn unix_accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    accept_into(listener, None)
 }

@@ -1,0 +1,205 @@
+//! What every connected stream socket shares, written once for TCP and Unix sockets alike:
+//! the reads and writes over its [`Async`](mini_runtime::io::Async) registration, the
+//! `futures-io` impls, and the borrowed and owned halves.
+//!
+//! Two macros rather than a generic type, so that each socket keeps plain public names
+//! (`TcpStream`, `unix::ReadHalf<'a>`) with its own documentation, as in tokio and std.
+//!
+//! - [`stream_io!`] expects a struct with a field `io: Async<S>`, where `S` (a std socket)
+//!   has an inherent `shutdown(&self, Shutdown)`.
+//! - [`stream_halves!`] expects the methods that `stream_io!` defines, and is invoked in the
+//!   module that should own the four half types.
+
+/// Adds to a stream socket type its read and write futures, `shutdown`, the
+/// `AsyncRead`/`AsyncWrite`/`AsFd` impls, and the crate-private `poll_*_priv` methods that
+/// the halves share.
+macro_rules! stream_io {
+    ($stream:ident) => {
+        impl $stream {
+            /// Reads some bytes into `buf`; `Ok(0)` means the peer closed its write side.
+            pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> mini_runtime::io::Read<'a, Self> {
+                mini_runtime::io::AsyncReadExt::read(self, buf)
+            }
+
+            /// Reads exactly `buf.len()` bytes, or fails with `UnexpectedEof`.
+            pub fn read_exact<'a>(&'a mut self, buf: &'a mut [u8]) -> mini_runtime::io::ReadExact<'a, Self> {
+                mini_runtime::io::AsyncReadExt::read_exact(self, buf)
+            }
+
+            /// Writes some bytes from `buf`, returning how many were written.
+            pub fn write<'a>(&'a mut self, buf: &'a [u8]) -> mini_runtime::io::Write<'a, Self> {
+                mini_runtime::io::AsyncWriteExt::write(self, buf)
+            }
+
+            /// Writes all of `buf`, waiting for buffer space as needed.
+            pub fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> mini_runtime::io::WriteAll<'a, Self> {
+                mini_runtime::io::AsyncWriteExt::write_all(self, buf)
+            }
+
+            /// Completes at once: a socket has no user-space buffer to flush.
+            pub fn flush(&mut self) -> mini_runtime::io::Flush<'_, Self> {
+                mini_runtime::io::AsyncWriteExt::flush(self)
+            }
+
+            /// Shuts down the read side, the write side, or both (`shutdown(2)`). After
+            /// `Shutdown::Write` the peer reads end-of-stream but can still send to us.
+            pub fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()> {
+                self.io.get_ref().shutdown(how)
+            }
+
+            // The shared implementation of every read and write, used by the stream and its
+            // halves.
+
+            pub(crate) fn poll_read_priv(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let n = std::task::ready!(self.io.poll_io(cx, mini_runtime::io::Direction::Read, |s| {
+                    mini_runtime::socket::recv(std::os::fd::AsFd::as_fd(s), buf)
+                }))?;
+                self.io.note_stream_read(n, buf.len());
+                std::task::Poll::Ready(Ok(n))
+            }
+
+            pub(crate) fn poll_write_priv(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.io.poll_io(cx, mini_runtime::io::Direction::Write, |s| {
+                    mini_runtime::socket::send(std::os::fd::AsFd::as_fd(s), buf)
+                })
+            }
+
+            pub(crate) fn shutdown_write(&self) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(match self.shutdown(std::net::Shutdown::Write) {
+                    // Already disconnected: there is nothing left to shut down.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotConnected => Ok(()),
+                    res => res,
+                })
+            }
+        }
+
+        $crate::stream::stream_io!(@read $stream, self => self);
+        $crate::stream::stream_io!(@write $stream, self => self);
+
+        impl std::os::fd::AsFd for $stream {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(&self.io)
+            }
+        }
+    };
+
+    // `AsyncRead` for a type whose `$inner` expression reaches the stream (the stream itself,
+    // or a read half).
+    (@read $ty:ty, $self:ident => $inner:expr) => {
+        impl futures_io::AsyncRead for $ty {
+            fn poll_read(
+                $self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $inner.poll_read_priv(cx, buf)
+            }
+        }
+    };
+
+    // `AsyncWrite` likewise: `poll_flush` has nothing to do, `poll_close` shuts down the
+    // write side.
+    (@write $ty:ty, $self:ident => $inner:expr) => {
+        impl futures_io::AsyncWrite for $ty {
+            fn poll_write(
+                $self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $inner.poll_write_priv(cx, buf)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(
+                $self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                $inner.shutdown_write()
+            }
+        }
+    };
+}
+
+/// Defines, in the invoking module, the halves of a stream socket type: `ReadHalf<'a>` and
+/// `WriteHalf<'a>` (borrowed), `OwnedReadHalf` and `OwnedWriteHalf` (sharing the stream in an
+/// `Rc`), with their `AsyncRead`/`AsyncWrite` impls, and the stream's `split` and
+/// `into_split` methods.
+///
+/// Reads and writes on a stream take `&self` underneath (the reactor keeps a separate waker
+/// slot per direction), so two halves can wait at the same time without any locking.
+macro_rules! stream_halves {
+    ($stream:ident) => {
+        #[doc = concat!("The read half of a borrowed [`", stringify!($stream), "::split`].")]
+        #[derive(Debug)]
+        pub struct ReadHalf<'a>(&'a $stream);
+
+        #[doc = concat!("The write half of a borrowed [`", stringify!($stream), "::split`].")]
+        #[derive(Debug)]
+        pub struct WriteHalf<'a>(&'a $stream);
+
+        #[doc = concat!("The read half of [`", stringify!($stream), "::into_split`].")]
+        #[derive(Debug)]
+        pub struct OwnedReadHalf(std::rc::Rc<$stream>);
+
+        #[doc = concat!("The write half of [`", stringify!($stream), "::into_split`].")]
+        /// Dropping it shuts down the write side.
+        #[derive(Debug)]
+        pub struct OwnedWriteHalf(std::rc::Rc<$stream>);
+
+        impl $stream {
+            /// Borrows the stream as a read half and a write half, usable at the same time
+            /// (for example by `copy`, or by two futures joined in one task).
+            pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+                (ReadHalf(self), WriteHalf(self))
+            }
+
+            /// Splits the stream into owned halves that can move into different tasks.
+            /// Dropping the write half shuts down the write side, as `close` would.
+            pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+                let stream = std::rc::Rc::new(self);
+                (OwnedReadHalf(stream.clone()), OwnedWriteHalf(stream))
+            }
+        }
+
+        impl AsRef<$stream> for OwnedReadHalf {
+            /// The stream both halves share, e.g. for `peer_addr` or `peer_closed`.
+            fn as_ref(&self) -> &$stream {
+                &self.0
+            }
+        }
+
+        impl AsRef<$stream> for OwnedWriteHalf {
+            /// The stream both halves share, e.g. for `peer_addr` or `peer_closed`.
+            fn as_ref(&self) -> &$stream {
+                &self.0
+            }
+        }
+
+        impl Drop for OwnedWriteHalf {
+            fn drop(&mut self) {
+                let _ = self.0.shutdown_write();
+            }
+        }
+
+        $crate::stream::stream_io!(@read ReadHalf<'_>, self => self.0);
+        $crate::stream::stream_io!(@read OwnedReadHalf, self => self.0);
+        $crate::stream::stream_io!(@write WriteHalf<'_>, self => self.0);
+        $crate::stream::stream_io!(@write OwnedWriteHalf, self => self.0);
+    };
+}
+
+pub(crate) use {stream_halves, stream_io};

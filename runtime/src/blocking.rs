@@ -1,0 +1,290 @@
+//! The blocking pool: helper threads for work that would stall the loop (DNS lookups, file
+//! I/O, a long computation).
+//!
+//! The runtime has one thread; a task that blocks it stops every other task. So a blocking
+//! closure goes to a pool of helper threads, and the task that awaits it is an ordinary local
+//! task that sleeps until a pool thread wakes it with the result:
+//!
+//! ```text
+//!  runtime thread                                 pool threads (at most MAX_BLOCKING_THREADS)
+//!  ─────────────────────────────────────────      ────────────────────────────────────────────
+//!  spawn_blocking(f)
+//!    ├─ Pool::execute(job) ──► queue ─────────────► pop job, run catch_unwind(f)
+//!    └─ spawn(BlockingJob) ─► JoinHandle                │
+//!         poll: no result yet,                          ▼
+//!         store waker in Slot ──► Arc<Mutex<Slot>> ◄── store Ok(T) or Err(payload),
+//!                                                       take the waker, unlock, wake it
+//!  Remote queue + eventfd ◄──────────────────────────── (the cross-thread wake path)
+//!    └─► BlockingJob polled again: Ok(T) → output; Err(payload) → resume_unwind(payload)
+//! ```
+//!
+//! Invariants and choices:
+//! 1. Threads start lazily: none exists until the first job, and a job starts a new thread
+//!    only when more jobs are queued than threads are idle, up to [`MAX_BLOCKING_THREADS`].
+//!    Extra jobs wait in the FIFO queue. An idle thread exits after [`KEEP_ALIVE`].
+//! 2. User code never runs under the pool lock, and a job's panic is caught on the pool
+//!    thread, so the lock is never poisoned by user code and the thread keeps serving jobs.
+//! 3. A panic reaches the `JoinHandle` the same way as in any task: `BlockingJob` re-raises
+//!    the payload with `resume_unwind` inside `Task::run`'s `catch_unwind`, which turns it
+//!    into `JoinError::Panic` with the original payload.
+//! 4. Shutdown never joins: dropping the runtime sets `shutdown`, drops the queued jobs and
+//!    wakes every idle thread so it exits at once. A busy thread finishes its closure (a
+//!    running closure cannot be interrupted), drops the result and exits.
+//! 5. A job whose task is gone (aborted, or its runtime dropped) before a thread takes it
+//!    is skipped: the job holds the only other reference to its `Slot`, which is how it knows.
+//!
+//! There is no `unsafe` here: the result slot is a `Mutex`, and the wake is the task's own
+//! `Send + Sync` waker.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::thread;
+use std::time::Duration;
+
+use crate::context;
+use crate::task::JoinHandle;
+
+/// The most pool threads one runtime runs at once; further jobs queue. tokio's default is 512,
+/// sized for many-core servers. Blocking jobs mostly *wait* (on DNS, disks, locks) rather than
+/// compute, so the pool should be wider than the core count, but on this project's 2-core
+/// machines 512 threads would buy nothing beyond 64 except memory (each reserves a 2 MiB
+/// stack) and scheduler churn. 64 concurrent lookups or file reads is plenty for one loop.
+pub(crate) const MAX_BLOCKING_THREADS: usize = 64;
+
+/// How long an idle pool thread waits for a new job before it exits. 10 s is tokio's default:
+/// a burst of jobs reuses warm threads instead of paying a thread spawn per job, and a quiet
+/// program is back to zero pool threads soon after.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// One runtime's blocking pool. The runtime's `Core` owns it; its threads share `Inner`.
+pub(crate) struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    /// Signalled when a job is queued (one idle thread) or at shutdown (all of them).
+    condvar: Condvar,
+}
+
+struct State {
+    queue: VecDeque<Job>,
+    /// Threads alive, busy or idle.
+    threads: usize,
+    /// Threads waiting on the condvar for a job.
+    idle: usize,
+    shutdown: bool,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.inner.lock();
+        f.debug_struct("Pool")
+            .field("threads", &state.threads)
+            .field("idle", &state.idle)
+            .field("queued", &state.queue.len())
+            .field("shutdown", &state.shutdown)
+            .finish()
+    }
+}
+
+impl Inner {
+    /// Invariant 2: no user code runs under the lock, so poisoning can only come from a bug in
+    /// this file; the state is still consistent then, so carry on.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Pool {
+    pub(crate) fn new() -> Pool {
+        let state = State { queue: VecDeque::new(), threads: 0, idle: 0, shutdown: false };
+        Pool { inner: Arc::new(Inner { state: Mutex::new(state), condvar: Condvar::new() }) }
+    }
+
+    /// Queues `job`, waking an idle thread or starting a new one (invariant 1).
+    fn execute(&self, job: Job) {
+        let mut state = self.inner.lock();
+        if state.shutdown {
+            drop(state);
+            drop(job); // its runtime is gone: nobody could receive the result
+            return;
+        }
+        state.queue.push_back(job);
+        // A woken thread stays counted in `idle` until it runs, so comparing with the queue
+        // length (not `idle > 0`) starts a thread when two jobs arrive for one idle thread.
+        if state.queue.len() <= state.idle {
+            self.inner.condvar.notify_one();
+            return;
+        }
+        if state.threads == MAX_BLOCKING_THREADS {
+            return; // the job waits for a busy thread to finish
+        }
+        state.threads += 1;
+        drop(state);
+
+        let inner = self.inner.clone();
+        let spawned = thread::Builder::new().name("mini-blocking".into()).spawn(move || worker(&inner));
+        if let Err(e) = spawned {
+            let mut state = self.inner.lock();
+            state.threads -= 1;
+            if state.threads == 0 {
+                // No thread will ever run the queue: failing loudly beats a task that hangs.
+                drop(state);
+                panic!("mini: failed to start a blocking-pool thread: {e}");
+            }
+            // Otherwise the job stays queued for a thread that is already running.
+        }
+    }
+
+    /// Invariant 4: called when the runtime is dropped, after its tasks.
+    pub(crate) fn shutdown(&self) {
+        let mut state = self.inner.lock();
+        state.shutdown = true;
+        let queued = std::mem::take(&mut state.queue);
+        drop(state);
+        self.inner.condvar.notify_all();
+        // Outside the lock: dropping a closure runs user destructors, which may panic.
+        for job in queued {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(job)));
+        }
+    }
+}
+
+/// A pool thread's loop: run jobs until shut down, or idle for `KEEP_ALIVE`.
+fn worker(inner: &Inner) {
+    let mut state = inner.lock();
+    loop {
+        if let Some(job) = state.queue.pop_front() {
+            drop(state);
+            // `spawn_blocking` already catches the closure's panic; this catches a panicking
+            // destructor of its captures or result, so the thread survives and stays counted.
+            let _ = catch_unwind(AssertUnwindSafe(job));
+            state = inner.lock();
+            continue;
+        }
+        if state.shutdown {
+            break;
+        }
+        state.idle += 1;
+        let (guard, wait) = inner
+            .condvar
+            .wait_timeout_while(state, KEEP_ALIVE, |s| s.queue.is_empty() && !s.shutdown)
+            .unwrap_or_else(PoisonError::into_inner);
+        state = guard;
+        state.idle -= 1;
+        if wait.timed_out() && state.queue.is_empty() {
+            break;
+        }
+    }
+    state.threads -= 1;
+}
+
+/// Where a pool thread leaves the closure's result for the task that awaits it.
+struct Slot<T> {
+    result: Option<thread::Result<T>>,
+    waker: Option<Waker>,
+}
+
+/// The local task's side of a blocking job: ready once the pool thread filled the slot.
+struct BlockingJob<T>(Arc<Mutex<Slot<T>>>);
+
+impl<T> Future for BlockingJob<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.result.take() {
+            Some(Ok(value)) => Poll::Ready(value),
+            Some(Err(payload)) => {
+                drop(slot);
+                resume_unwind(payload) // invariant 3; no second panic message is printed
+            }
+            None => {
+                match &slot.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => slot.waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Runs `f` on the current runtime's blocking pool and returns a handle to await its result.
+///
+/// Use it for work that blocks the thread: a DNS lookup, reading a file with `std::fs`, a
+/// long computation, a synchronous library call. Awaiting the handle parks only the current
+/// task; the runtime goes on running other tasks and I/O meanwhile.
+///
+/// The pool starts threads as jobs arrive, at most 64 per runtime; further jobs wait in a
+/// queue. A thread idle for 10 seconds exits. If `f` panics, awaiting the handle gives a
+/// [`JoinError`](crate::JoinError) for which `is_panic()` is true, with `f`'s payload, and
+/// the pool carries on.
+///
+/// A running closure cannot be stopped. [`JoinHandle::abort`] (or dropping the runtime) stops
+/// the wait: the handle reports a cancellation, and when the closure returns its result is
+/// dropped on the pool thread. A job that no thread has picked up yet is skipped. Dropping
+/// the runtime does not wait for running closures either.
+///
+/// # Panics
+///
+/// If called outside a mini runtime (outside `block_on` / `#[mini::main]`).
+///
+/// # Examples
+///
+/// ```
+/// mini::block_on(async {
+///     let sum = mini::spawn_blocking(|| {
+///         // Pretend this is slow, blocking work.
+///         std::thread::sleep(std::time::Duration::from_millis(1));
+///         (1..=10).sum::<u32>()
+///     });
+///     mini::yield_now().await; // other tasks keep running meanwhile
+///     assert_eq!(sum.await.unwrap(), 55);
+/// });
+/// ```
+#[track_caller]
+pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let slot = Arc::new(Mutex::new(Slot { result: None, waker: None }));
+    let job_slot = slot.clone();
+    let job: Job = Box::new(move || {
+        // The awaiting task holds the other reference; once it is gone (aborted, or the
+        // runtime dropped) nobody can see the result, so a job not yet started is skipped.
+        if Arc::strong_count(&job_slot) == 1 {
+            return;
+        }
+        let result = catch_unwind(AssertUnwindSafe(f));
+        let waker = {
+            let mut slot = job_slot.lock().unwrap_or_else(PoisonError::into_inner);
+            slot.result = Some(result);
+            slot.waker.take()
+        };
+        // Woken outside the lock: the runtime thread may poll the task at once.
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    });
+    let spawned = context::with_current(|core| {
+        core.blocking.execute(job);
+        core.spawn(BlockingJob(slot))
+    });
+    match spawned {
+        Some(handle) => handle,
+        None => panic!(
+            "mini::spawn_blocking called outside a mini runtime: call it from code running \
+             inside `mini::block_on` or `#[mini::main]`"
+        ),
+    }
+}
