@@ -22,7 +22,7 @@ use std::task::{Context, Poll, Waker};
 use mini::io::Async;
 use mini::Runtime;
 
-use util::{counting_waker, join_within, poll_once, tcp_pair};
+use util::{counting_waker, is_nonblocking, join_within, poll_once, tcp_pair};
 
 /// Reads from a Unix stream inside `read_with` (the closure gets a shared reference).
 fn read_unix(s: &UnixStream, buf: &mut [u8]) -> io::Result<usize> {
@@ -419,5 +419,33 @@ async fn async_over_a_unix_socket() -> io::Result<()> {
     let mut bye = [0; 3];
     (&rx).read_exact(&mut bye)?;
     assert_eq!(&bye, b"bye");
+    Ok(())
+}
+
+/// `Async` over a real pipe (a child process's stdout): reads wait for the writer, see every
+/// byte, then end of stream when the writer exits.
+#[mini::test]
+async fn async_over_a_pipe_reads_a_child_process_output() -> io::Result<()> {
+    use std::fs::File;
+    use std::os::fd::OwnedFd;
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new("sh")
+        .args(["-c", "printf first; sleep 0.05; printf second"])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let pipe = Async::new(File::from(OwnedFd::from(child.stdout.take().unwrap())))?;
+    assert!(is_nonblocking(pipe.get_ref().as_raw_fd())?, "Async::new must set O_NONBLOCK");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    loop {
+        let n = pipe.read_with(|mut f: &File| f.read(&mut buf)).await?;
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"firstsecond");
+    assert!(child.wait()?.success());
     Ok(())
 }
