@@ -121,16 +121,26 @@ async fn main() -> io::Result<()> {
 
     let mut connections: Vec<mini::JoinHandle<()>> = Vec::new();
     let mut served = 0u64;
+    let mut accept_failing = false;
     loop {
         match race(shutdown_requested(&mut int, &mut term), listener.accept()).await {
             Either::Left(()) => break,
             Either::Right(Ok((stream, _peer))) => {
+                if accept_failing {
+                    accept_failing = false;
+                    eprintln!("echo_server: accepting again");
+                }
                 served += 1;
                 connections.retain(|c| !c.is_finished());
                 connections.push(mini::spawn(serve(stream, opts.idle_timeout)));
             }
             Either::Right(Err(e)) => {
-                eprintln!("echo_server: accept failed: {e}; pausing {ACCEPT_BACKOFF:?}");
+                // Out of fds (EMFILE/ENFILE) the listener stays readable, so retrying at once
+                // would spin at 100% CPU. Pause, and say so once per episode, not per retry.
+                if !accept_failing {
+                    accept_failing = true;
+                    eprintln!("echo_server: accept failed: {e}; retrying every {ACCEPT_BACKOFF:?}");
+                }
                 sleep(ACCEPT_BACKOFF).await;
             }
         }
