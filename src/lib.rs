@@ -24,7 +24,10 @@
 #![forbid(unsafe_code)]
 
 pub use mini_macros::{main, test};
-pub use mini_runtime::{block_on, spawn, spawn_blocking, yield_now, JoinError, JoinHandle, Runtime};
+pub use mini_runtime::{
+    block_on, spawn, spawn_blocking, yield_now, Builder, JoinError, JoinHandle, Runtime,
+    DEFAULT_SLOW_POLL_THRESHOLD,
+};
 
 /// Async I/O traits, helpers, and [`Async`](io::Async) for any non-blocking fd.
 pub mod io {

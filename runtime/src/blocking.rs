@@ -39,7 +39,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
@@ -276,9 +276,10 @@ where
             waker.wake();
         }
     });
+    let spawned_at = Location::caller();
     let spawned = context::with_current(|core| {
         core.blocking.execute(job);
-        core.spawn(BlockingJob(slot))
+        core.spawn(BlockingJob(slot), spawned_at)
     });
     match spawned {
         Some(handle) => handle,

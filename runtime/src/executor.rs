@@ -14,11 +14,12 @@
 //! wake is a push onto `run_queue`. From another thread it goes through [`Remote`]: a
 //! lock-free queue plus an eventfd write that makes `epoll_wait` return.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,6 +74,9 @@ impl Remote {
 
 /// Everything a runtime owns, shared (`Rc`) with the thread-local context while it runs.
 pub(crate) struct Core {
+    next_task_id: Cell<u64>,
+    slow_poll_threshold: Duration,
+    main_slow_poll_reported: Cell<bool>,
     pub(crate) reactor: Rc<Reactor>,
     pub(crate) timers: Rc<Timers>,
     tasks: RefCell<Slab<Rc<dyn Run>>>,
@@ -91,30 +95,62 @@ impl Core {
         self.run_queue.borrow_mut().pop_front()
     }
 
-    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    pub(crate) fn spawn<F>(&self, future: F, spawned_at: &'static Location<'static>) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
+        let id = self.next_task_id.get();
+        self.next_task_id.set(id + 1);
         let mut tasks = self.tasks.borrow_mut();
         let key = tasks.vacant_key();
-        let task = Task::new(future, Arc::new(Header::new(key, self.remote.clone())));
+        let task = Task::new(future, Arc::new(Header::new(key, self.remote.clone())), id, spawned_at);
         tasks.insert(task.clone());
         drop(tasks);
         self.push_local(key);
         JoinHandle::new(task)
     }
 
-    fn run_task(&self, key: u64) {
+    /// Polls the task `key`, if it still exists; `started` is when this poll began, for the
+    /// slow-poll check. Returns the time the poll ended.
+    fn run_task(&self, key: u64, started: Instant) -> Instant {
         // Clone the task out of the slab: polling it may spawn, which needs the slab.
         let Some(task) = self.tasks.borrow().get(key).cloned() else {
-            return; // finished before this wake was processed
+            return started; // finished before this wake was processed
         };
         coop::reset(coop::TASK_BUDGET);
-        if task.run() {
+        let done = task.run();
+        let ended = self.check_slow_poll(started, Some(&*task));
+        if done {
             let removed = self.tasks.borrow_mut().remove(key);
-            drop(removed); // outside the borrow: dropping a task's output runs user code
+            // Outside the slab borrow, since dropping a task's output runs user code, and
+            // caught, since that code may panic (the panic hook has already printed it).
+            let _ = catch_unwind(AssertUnwindSafe(move || drop((removed, task))));
         }
+        ended
+    }
+
+    /// Reports, once per task, a poll that held the thread longer than the threshold: the
+    /// classic mistake of a blocking call inside async code, which stalls every other task.
+    fn check_slow_poll(&self, started: Instant, task: Option<&dyn Run>) -> Instant {
+        let now = Instant::now();
+        let took = now - started;
+        if took < self.slow_poll_threshold {
+            return now;
+        }
+        let who = match task {
+            Some(task) if task.info().slow_poll_reported.replace(true) => return now,
+            Some(task) => task.info().to_string(),
+            None if self.main_slow_poll_reported.replace(true) => return now,
+            None => "the block_on future".to_string(),
+        };
+        eprintln!(
+            "mini: {who} ran for {took:?} in one poll without yielding. While a task runs, no \
+             other task or connection on this runtime makes progress: a blocking call inside \
+             async code (std::thread::sleep, blocking file or network I/O, a long computation) \
+             stalls them all. Move it to mini::spawn_blocking."
+        );
+        now
     }
 
     /// One look at the outside world: wait on epoll (not at all if tasks are queued, else
@@ -159,6 +195,9 @@ impl Core {
             }
             for task in tasks {
                 task.shutdown();
+                // The last reference may drop a finished task's output: user code that may
+                // panic. Shutdown goes on regardless.
+                let _ = catch_unwind(AssertUnwindSafe(|| drop(task)));
             }
         }
         self.run_queue.borrow_mut().clear();
@@ -197,8 +236,13 @@ impl fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Creates the epoll instance and the eventfd for cross-thread wakes.
+    /// Creates a runtime with the default settings: the epoll instance and the eventfd for
+    /// cross-thread wakes. [`Builder`] changes the settings.
     pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    fn with(builder: &Builder) -> io::Result<Runtime> {
         let doorbell = EventFd::new()?;
         let reactor = Rc::new(Reactor::new(doorbell.as_fd())?);
         let remote = Arc::new(Remote { queue: SegQueue::new(), notified: AtomicBool::new(false), doorbell });
@@ -209,6 +253,9 @@ impl Runtime {
             run_queue: RefCell::new(VecDeque::new()),
             remote,
             blocking: Pool::new(),
+            next_task_id: Cell::new(1),
+            slow_poll_threshold: builder.slow_poll_threshold.unwrap_or(Duration::MAX),
+            main_slow_poll_reported: Cell::new(false),
         });
         Ok(Runtime { core })
     }
@@ -231,6 +278,8 @@ impl Runtime {
         core.push_local(MAIN_KEY);
 
         loop {
+            // One clock read per poll: each poll's end is the next one's start.
+            let mut started = Instant::now();
             for _ in 0..MAX_POLLS_BETWEEN_IO {
                 let Some(key) = core.pop() else { break };
                 if key == MAIN_KEY {
@@ -239,8 +288,9 @@ impl Runtime {
                     if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
                         return output;
                     }
+                    started = core.check_slow_poll(started, None);
                 } else {
-                    core.run_task(key);
+                    started = core.run_task(key, started);
                 }
             }
             core.turn();
@@ -260,6 +310,51 @@ impl Drop for Runtime {
         self.core.shutdown();
         // Idle pool threads exit now; busy ones finish their closure, unwaited for.
         self.core.blocking.shutdown();
+    }
+}
+
+/// Settings for a [`Runtime`].
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let rt = mini::Builder::new().slow_poll_threshold(Some(Duration::from_millis(10))).build()?;
+/// rt.block_on(async { /* ... */ });
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    slow_poll_threshold: Option<Duration>,
+}
+
+/// The default slow-poll threshold. A poll normally takes microseconds; 100 ms is far beyond
+/// any honest one, yet short enough that a user notices the stall it reports.
+pub const DEFAULT_SLOW_POLL_THRESHOLD: Duration = Duration::from_millis(100);
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// The default settings.
+    pub fn new() -> Builder {
+        Builder { slow_poll_threshold: Some(DEFAULT_SLOW_POLL_THRESHOLD) }
+    }
+
+    /// When one poll of a task takes longer than `threshold`, print a warning to stderr,
+    /// once per task, naming the task and where it was spawned: a blocking call inside async
+    /// code stalls every connection. `None` turns the warning off. Default:
+    /// [`DEFAULT_SLOW_POLL_THRESHOLD`] (100 ms).
+    pub fn slow_poll_threshold(&mut self, threshold: Option<Duration>) -> &mut Builder {
+        self.slow_poll_threshold = threshold;
+        self
+    }
+
+    /// Creates the runtime.
+    pub fn build(&self) -> io::Result<Runtime> {
+        Runtime::with(self)
     }
 }
 
@@ -317,7 +412,8 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    match context::with_current(|core| core.spawn(future)) {
+    let spawned_at = Location::caller();
+    match context::with_current(|core| core.spawn(future, spawned_at)) {
         Some(handle) => handle,
         None => panic!(
             "mini::spawn called outside a mini runtime: call it from code running inside \

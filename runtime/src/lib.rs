@@ -33,7 +33,7 @@ mod task;
 pub mod time;
 
 pub use blocking::spawn_blocking;
-pub use executor::{block_on, spawn, Runtime};
+pub use executor::{block_on, spawn, Builder, Runtime, DEFAULT_SLOW_POLL_THRESHOLD};
 pub use task::{yield_now, JoinError, JoinHandle};
 
 /// Safe, non-blocking socket calls for the `mini-net` crate (all created with

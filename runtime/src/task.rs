@@ -29,7 +29,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,8 +87,26 @@ enum Stage<F: Future> {
     Consumed,
 }
 
+/// What the runtime knows about a task besides its future: for diagnostics.
+#[derive(Debug)]
+pub(crate) struct TaskInfo {
+    /// Unique within the runtime, in spawn order (the slab key is reused; this is not).
+    pub(crate) id: u64,
+    /// Where `mini::spawn` was called.
+    pub(crate) spawned_at: &'static Location<'static>,
+    /// Set once the slow-poll warning was printed, so it is printed once per task.
+    pub(crate) slow_poll_reported: Cell<bool>,
+}
+
+impl fmt::Display for TaskInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "task {} (spawned at {})", self.id, self.spawned_at)
+    }
+}
+
 /// A spawned future and everything the runtime thread keeps about it.
 pub(crate) struct Task<F: Future> {
+    info: TaskInfo,
     header: Arc<Header>,
     waker: Waker,
     stage: RefCell<Stage<F>>,
@@ -104,6 +122,8 @@ pub(crate) trait Run {
     /// Runtime shutdown: drops the future where it stands; the `JoinHandle` sees a
     /// cancellation.
     fn shutdown(&self);
+    /// The task's id and origin.
+    fn info(&self) -> &TaskInfo;
 }
 
 /// What a [`JoinHandle<T>`] sees of a task, with the future's type erased.
@@ -114,8 +134,14 @@ trait Join<T> {
 }
 
 impl<F: Future> Task<F> {
-    pub(crate) fn new(future: F, header: Arc<Header>) -> Rc<Task<F>> {
+    pub(crate) fn new(
+        future: F,
+        header: Arc<Header>,
+        id: u64,
+        spawned_at: &'static Location<'static>,
+    ) -> Rc<Task<F>> {
         Rc::new(Task {
+            info: TaskInfo { id, spawned_at, slow_poll_reported: Cell::new(false) },
             waker: Waker::from(header.clone()),
             header,
             stage: RefCell::new(Stage::Running(future)),
@@ -175,6 +201,10 @@ impl<F: Future> Run for Task<F> {
         if matches!(*stage, Stage::Running(_)) {
             self.finish(&mut stage, Err(JoinError::Cancelled));
         }
+    }
+
+    fn info(&self) -> &TaskInfo {
+        &self.info
     }
 }
 
