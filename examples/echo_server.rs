@@ -125,14 +125,16 @@ async fn main() -> io::Result<()> {
     loop {
         match race(shutdown_requested(&mut int, &mut term), listener.accept()).await {
             Either::Left(()) => break,
-            Either::Right(Ok((stream, _peer))) => {
+            Either::Right(Ok((stream, peer))) => {
                 if accept_failing {
                     accept_failing = false;
                     eprintln!("echo_server: accepting again");
                 }
                 served += 1;
                 connections.retain(|c| !c.is_finished());
-                connections.push(mini::spawn(serve(stream, opts.idle_timeout)));
+                // A name makes MINI_TRACE output and slow-poll warnings read like the program.
+                let task = mini::task::Builder::new().name(format!("conn {peer}"));
+                connections.push(task.spawn(serve(stream, opts.idle_timeout)));
             }
             Either::Right(Err(e)) => {
                 // Out of fds (EMFILE/ENFILE) the listener stays readable, so retrying at once

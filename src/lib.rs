@@ -51,6 +51,7 @@ pub mod signal {
 
 /// Tasks: spawning, joining, yielding.
 pub mod task {
+    pub use mini_runtime::TaskBuilder as Builder;
     pub use mini_runtime::{spawn, spawn_blocking, yield_now, JoinError, JoinHandle};
 }
 

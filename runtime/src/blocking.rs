@@ -279,7 +279,7 @@ where
     let spawned_at = Location::caller();
     let spawned = context::with_current(|core| {
         core.blocking.execute(job);
-        core.spawn(BlockingJob(slot), spawned_at)
+        core.spawn(BlockingJob(slot), spawned_at, None)
     });
     match spawned {
         Some(handle) => handle,

@@ -35,8 +35,9 @@ use crate::coop;
 use crate::reactor::Reactor;
 use crate::slab::Slab;
 use crate::sys::EventFd;
-use crate::task::{Header, JoinHandle, Run, Task};
+use crate::task::{Header, JoinHandle, Run, Task, TaskInfo};
 use crate::time::Timers;
+use crate::trace::{Trace, Tracer};
 
 /// Task polls between two looks at the reactor. While tasks keep waking each other the run
 /// queue never empties, so without this bound the loop would never ask the kernel about new
@@ -74,6 +75,8 @@ impl Remote {
 
 /// Everything a runtime owns, shared (`Rc`) with the thread-local context while it runs.
 pub(crate) struct Core {
+    /// `MINI_TRACE`'s tracer; `None` (the usual case) costs one branch per step.
+    trace: Trace,
     next_task_id: Cell<u64>,
     slow_poll_threshold: Duration,
     main_slow_poll_reported: Cell<bool>,
@@ -89,25 +92,55 @@ pub(crate) struct Core {
 impl Core {
     pub(crate) fn push_local(&self, key: u64) {
         self.run_queue.borrow_mut().push_back(key);
+        if let Some(trace) = self.trace.get() {
+            self.trace_wake(trace, key, None);
+        }
+    }
+
+    fn trace_wake(&self, trace: &Tracer, key: u64, source: Option<&str>) {
+        if key == MAIN_KEY {
+            return trace.wake(None, source);
+        }
+        // `try_borrow`: a wake can come from inside `spawn`, which holds the slab.
+        if let Ok(tasks) = self.tasks.try_borrow() {
+            if let Some(task) = tasks.get(key) {
+                trace.wake(Some(task.info()), source);
+            }
+        }
     }
 
     fn pop(&self) -> Option<u64> {
         self.run_queue.borrow_mut().pop_front()
     }
 
-    pub(crate) fn spawn<F>(&self, future: F, spawned_at: &'static Location<'static>) -> JoinHandle<F::Output>
+    pub(crate) fn spawn<F>(
+        &self,
+        future: F,
+        spawned_at: &'static Location<'static>,
+        name: Option<Box<str>>,
+    ) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
         let id = self.next_task_id.get();
         self.next_task_id.set(id + 1);
+        let info = TaskInfo { id, spawned_at, name, slow_poll_reported: Cell::new(false) };
+        if let Some(trace) = self.trace.get() {
+            trace.spawn(&info);
+        }
         let mut tasks = self.tasks.borrow_mut();
         let key = tasks.vacant_key();
-        let task = Task::new(future, Arc::new(Header::new(key, self.remote.clone())), id, spawned_at);
+        let task = Task::new(future, Arc::new(Header::new(key, self.remote.clone())), info);
         tasks.insert(task.clone());
         drop(tasks);
+        if let Some(trace) = self.trace.get() {
+            trace.set_wake_source("spawned");
+        }
         self.push_local(key);
+        if let Some(trace) = self.trace.get() {
+            trace.set_wake_source("task");
+        }
         JoinHandle::new(task)
     }
 
@@ -121,6 +154,12 @@ impl Core {
         coop::reset(coop::TASK_BUDGET);
         let done = task.run();
         let ended = self.check_slow_poll(started, Some(&*task));
+        if let Some(trace) = self.trace.get() {
+            trace.poll(Some(task.info()), started, ended, done);
+            if done {
+                trace.finished(task.info());
+            }
+        }
         if done {
             let removed = self.tasks.borrow_mut().remove(key);
             // Outside the slab borrow, since dropping a task's output runs user code, and
@@ -170,8 +209,19 @@ impl Core {
         if self.timers.next_deadline().is_some() {
             let mut due = Vec::new();
             self.timers.fire(Instant::now(), &mut due);
+            if let Some(trace) = self.trace.get() {
+                trace.set_wake_source("timer");
+            }
             // Woken outside the timers' borrow: a woken task may set a new timer at once.
-            due.into_iter().for_each(Waker::wake);
+            for (deadline, waker) in due {
+                if let Some(trace) = self.trace.get() {
+                    trace.timer_fired(deadline);
+                }
+                waker.wake();
+            }
+            if let Some(trace) = self.trace.get() {
+                trace.set_wake_source("task");
+            }
         }
     }
 
@@ -183,6 +233,9 @@ impl Core {
         let mut queue = self.run_queue.borrow_mut();
         while let Some(key) = self.remote.queue.pop() {
             queue.push_back(key);
+            if let Some(trace) = self.trace.get() {
+                self.trace_wake(trace, key, Some("another thread"));
+            }
         }
     }
 
@@ -244,7 +297,8 @@ impl Runtime {
 
     fn with(builder: &Builder) -> io::Result<Runtime> {
         let doorbell = EventFd::new()?;
-        let reactor = Rc::new(Reactor::new(doorbell.as_fd())?);
+        let trace = Trace::from_env();
+        let reactor = Rc::new(Reactor::new(doorbell.as_fd(), trace.clone())?);
         let remote = Arc::new(Remote { queue: SegQueue::new(), notified: AtomicBool::new(false), doorbell });
         let core = Rc::new(Core {
             reactor,
@@ -253,6 +307,7 @@ impl Runtime {
             run_queue: RefCell::new(VecDeque::new()),
             remote,
             blocking: Pool::new(),
+            trace,
             next_task_id: Cell::new(1),
             slow_poll_threshold: builder.slow_poll_threshold.unwrap_or(Duration::MAX),
             main_slow_poll_reported: Cell::new(false),
@@ -275,20 +330,34 @@ impl Runtime {
         let waker = Waker::from(main.clone());
         let mut cx = Context::from_waker(&waker);
         let mut future = pin!(future);
+        if let Some(trace) = core.trace.get() {
+            trace.set_wake_source("block_on started");
+        }
         core.push_local(MAIN_KEY);
+        if let Some(trace) = core.trace.get() {
+            trace.set_wake_source("task");
+        }
 
         loop {
             // One clock read per poll: each poll's end is the next one's start.
             let mut started = Instant::now();
             for _ in 0..MAX_POLLS_BETWEEN_IO {
                 let Some(key) = core.pop() else { break };
+                if core.trace.get().is_some() {
+                    started = Instant::now(); // leave the trace's own output out of the poll times
+                }
                 if key == MAIN_KEY {
                     main.unschedule();
                     coop::reset(coop::TASK_BUDGET);
-                    if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                    let poll = future.as_mut().poll(&mut cx);
+                    let ended = core.check_slow_poll(started, None);
+                    if let Some(trace) = core.trace.get() {
+                        trace.poll(None, started, ended, poll.is_ready());
+                    }
+                    if let Poll::Ready(output) = poll {
                         return output;
                     }
-                    started = core.check_slow_poll(started, None);
+                    started = ended;
                 } else {
                     started = core.run_task(key, started);
                 }
@@ -310,6 +379,9 @@ impl Drop for Runtime {
         self.core.shutdown();
         // Idle pool threads exit now; busy ones finish their closure, unwaited for.
         self.core.blocking.shutdown();
+        if let Some(trace) = self.core.trace.get() {
+            trace.finish();
+        }
     }
 }
 
@@ -412,12 +484,64 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let spawned_at = Location::caller();
-    match context::with_current(|core| core.spawn(future, spawned_at)) {
+    spawn_with(future, Location::caller(), None)
+}
+
+fn spawn_with<F>(
+    future: F,
+    spawned_at: &'static Location<'static>,
+    name: Option<Box<str>>,
+) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    match context::with_current(|core| core.spawn(future, spawned_at, name)) {
         Some(handle) => handle,
         None => panic!(
             "mini::spawn called outside a mini runtime: call it from code running inside \
              `mini::block_on` or `#[mini::main]`"
         ),
+    }
+}
+
+/// Spawns a task with options: for now, a name, which shows in `MINI_TRACE` traces and in
+/// the slow-poll warning.
+///
+/// ```
+/// mini::block_on(async {
+///     let handle = mini::task::Builder::new().name("conn-42").spawn(async { 42 });
+///     assert_eq!(handle.await.unwrap(), 42);
+/// });
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct TaskBuilder {
+    name: Option<Box<str>>,
+}
+
+impl TaskBuilder {
+    /// No options set.
+    pub fn new() -> TaskBuilder {
+        TaskBuilder::default()
+    }
+
+    /// Names the task, so traces read like the program ("conn-42", "accept loop").
+    pub fn name(mut self, name: impl Into<String>) -> TaskBuilder {
+        self.name = Some(name.into().into_boxed_str());
+        self
+    }
+
+    /// Spawns `future` as [`spawn`] does.
+    ///
+    /// # Panics
+    ///
+    /// Outside a mini runtime.
+    #[track_caller]
+    pub fn spawn<F>(self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        spawn_with(future, Location::caller(), self.name)
     }
 }

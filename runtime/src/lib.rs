@@ -31,9 +31,10 @@ mod slab;
 mod sys;
 mod task;
 pub mod time;
+mod trace;
 
 pub use blocking::spawn_blocking;
-pub use executor::{block_on, spawn, Builder, Runtime, DEFAULT_SLOW_POLL_THRESHOLD};
+pub use executor::{block_on, spawn, Builder, Runtime, TaskBuilder, DEFAULT_SLOW_POLL_THRESHOLD};
 pub use task::{yield_now, JoinError, JoinHandle};
 
 /// Safe, non-blocking socket calls for the `mini-net` crate (all created with

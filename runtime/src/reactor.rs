@@ -26,13 +26,14 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::slab::Slab;
 use crate::sys::{ev, Epoll, Event};
+use crate::trace::Trace;
 
 /// The token reserved for the cross-thread eventfd. Slab keys never reach it: that would
 /// need generation `u32::MAX` *and* index `u32::MAX`, and the slab stops short of that index.
@@ -87,6 +88,8 @@ impl Direction {
 /// the [`Async`](crate::io::Async) that owns the fd.
 pub(crate) struct ScheduledIo {
     token: u64,
+    /// For traces only: the reactor never keys anything by fd.
+    fd: RawFd,
     readiness: Cell<u8>,
     /// The tasks waiting in each direction (`Direction as usize`): a reader and a writer
     /// wait at the same time (split halves), and several tasks may wait in one direction
@@ -180,6 +183,7 @@ impl ScheduledIo {
 /// on it, and by every [`Async`](crate::io::Async), which deregisters itself on drop.
 pub(crate) struct Reactor {
     epoll: Epoll,
+    trace: Trace,
     sources: RefCell<Slab<Rc<ScheduledIo>>>,
     /// Buffers reused across turns, so a turn allocates and initialises nothing.
     events: RefCell<Box<[Event]>>,
@@ -193,11 +197,12 @@ impl fmt::Debug for Reactor {
 }
 
 impl Reactor {
-    pub(crate) fn new(wake_fd: BorrowedFd<'_>) -> io::Result<Reactor> {
+    pub(crate) fn new(wake_fd: BorrowedFd<'_>, trace: Trace) -> io::Result<Reactor> {
         let epoll = Epoll::new()?;
         epoll.add(wake_fd, ev::IN | ev::ET, WAKE_TOKEN)?;
         Ok(Reactor {
             epoll,
+            trace,
             sources: RefCell::new(Slab::new()),
             events: RefCell::new(vec![Event::EMPTY; EVENTS_PER_WAIT].into_boxed_slice()),
             to_wake: RefCell::new(Vec::new()),
@@ -214,6 +219,7 @@ impl Reactor {
         let token = sources.vacant_key();
         let io = Rc::new(ScheduledIo {
             token,
+            fd: fd.as_raw_fd(),
             readiness: Cell::new(bits::READABLE | bits::WRITABLE),
             waiters: Default::default(),
         });
@@ -246,7 +252,13 @@ impl Reactor {
     /// tasks. Returns whether the cross-thread eventfd fired.
     pub(crate) fn turn(&self, timeout: Option<Duration>) -> io::Result<bool> {
         let mut events = self.events.borrow_mut();
+        if let Some(trace) = self.trace.get() {
+            trace.epoll_enter(timeout);
+        }
         let n = self.epoll.wait(&mut events, timeout)?;
+        if let Some(trace) = self.trace.get() {
+            trace.epoll_return(n);
+        }
 
         let mut woken_remotely = false;
         let mut to_wake = self.to_wake.borrow_mut();
@@ -255,8 +267,15 @@ impl Reactor {
             for event in &events[..n] {
                 if event.token() == WAKE_TOKEN {
                     woken_remotely = true;
+                    if let Some(trace) = self.trace.get() {
+                        trace.wakeup_eventfd();
+                    }
                 } else if let Some(io) = sources.get(event.token()) {
+                    let before = to_wake.len();
                     io.set_readiness(event.flags(), &mut to_wake);
+                    if let Some(trace) = self.trace.get() {
+                        trace.event(event.token(), io.fd, event.flags(), to_wake.len() - before);
+                    }
                 }
                 // No source for the token: it was deregistered (its generation moved on);
                 // the event belongs to a closed fd and wakes nobody.
@@ -267,8 +286,14 @@ impl Reactor {
         // register a new one. Take the list out so such re-entrance finds the cell free.
         let mut list = std::mem::take(&mut *to_wake);
         drop(to_wake);
+        if let Some(trace) = self.trace.get() {
+            trace.set_wake_source("reactor");
+        }
         for waker in list.drain(..) {
             waker.wake();
+        }
+        if let Some(trace) = self.trace.get() {
+            trace.set_wake_source("task");
         }
         *self.to_wake.borrow_mut() = list;
         Ok(woken_remotely)

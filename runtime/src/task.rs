@@ -94,13 +94,18 @@ pub(crate) struct TaskInfo {
     pub(crate) id: u64,
     /// Where `mini::spawn` was called.
     pub(crate) spawned_at: &'static Location<'static>,
+    /// The name given with [`Builder::name`](crate::task::Builder::name), for traces.
+    pub(crate) name: Option<Box<str>>,
     /// Set once the slow-poll warning was printed, so it is printed once per task.
     pub(crate) slow_poll_reported: Cell<bool>,
 }
 
 impl fmt::Display for TaskInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "task {} (spawned at {})", self.id, self.spawned_at)
+        match &self.name {
+            Some(name) => write!(f, "task {} {name:?} (spawned at {})", self.id, self.spawned_at),
+            None => write!(f, "task {} (spawned at {})", self.id, self.spawned_at),
+        }
     }
 }
 
@@ -134,14 +139,9 @@ trait Join<T> {
 }
 
 impl<F: Future> Task<F> {
-    pub(crate) fn new(
-        future: F,
-        header: Arc<Header>,
-        id: u64,
-        spawned_at: &'static Location<'static>,
-    ) -> Rc<Task<F>> {
+    pub(crate) fn new(future: F, header: Arc<Header>, info: TaskInfo) -> Rc<Task<F>> {
         Rc::new(Task {
-            info: TaskInfo { id, spawned_at, slow_poll_reported: Cell::new(false) },
+            info,
             waker: Waker::from(header.clone()),
             header,
             stage: RefCell::new(Stage::Running(future)),

@@ -55,14 +55,15 @@ impl Timers {
         self.map.borrow().first_key_value().map(|(key, _)| key.0)
     }
 
-    /// Removes every timer due at `now` and moves its waker into `wake`.
-    pub(crate) fn fire(&self, now: Instant, wake: &mut Vec<Waker>) {
+    /// Removes every timer due at `now` and moves it (deadline, waker) into `wake`.
+    pub(crate) fn fire(&self, now: Instant, wake: &mut Vec<(Instant, Waker)>) {
         let mut map = self.map.borrow_mut();
         while let Some(entry) = map.first_entry() {
             if entry.key().0 > now {
                 break;
             }
-            wake.push(entry.remove());
+            let deadline = entry.key().0;
+            wake.push((deadline, entry.remove()));
         }
     }
 
