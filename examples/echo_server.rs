@@ -122,6 +122,7 @@ async fn main() -> io::Result<()> {
     let mut connections: Vec<mini::JoinHandle<()>> = Vec::new();
     let mut served = 0u64;
     let mut accept_failing = false;
+    let mut prune_at = 64;
     loop {
         match race(shutdown_requested(&mut int, &mut term), listener.accept()).await {
             Either::Left(()) => break,
@@ -131,7 +132,12 @@ async fn main() -> io::Result<()> {
                     eprintln!("echo_server: accepting again");
                 }
                 served += 1;
-                connections.retain(|c| !c.is_finished());
+                // Forget finished connections now and then (not on every accept: that would
+                // cost O(open connections) each time).
+                if connections.len() >= prune_at {
+                    connections.retain(|c| !c.is_finished());
+                    prune_at = (2 * connections.len()).max(64);
+                }
                 // A name makes MINI_TRACE output and slow-poll warnings read like the program.
                 let task = mini::task::Builder::new().name(format!("conn {peer}"));
                 connections.push(task.spawn(serve(stream, opts.idle_timeout)));

@@ -409,3 +409,47 @@ fn a_task_awaiting_its_own_handle_is_cancellable() {
         }
     });
 }
+
+/// A task that spent its I/O budget waits for the loop's next look at epoll, so sockets that
+/// became ready meanwhile are served before it runs again. (Requeueing it at once would let a
+/// lone busy task run dozens of budgets back to back while ready sockets wait.)
+#[test]
+fn a_task_out_of_budget_lets_the_reactor_in_before_it_runs_again() {
+    const PENDING_BYTES: usize = 64 * 1024;
+    let (mut busy_writer, busy_reader) = UnixStream::pair().unwrap();
+    busy_writer.write_all(&vec![1u8; PENDING_BYTES]).unwrap();
+    let (mut quiet_writer, quiet_reader) = UnixStream::pair().unwrap();
+
+    let busy_reads_when_quiet_ran = mini::block_on(async move {
+        let busy_reader = Async::new(busy_reader).unwrap();
+        let quiet_reader = Async::new(quiet_reader).unwrap();
+        let busy_reads = Rc::new(Cell::new(0usize));
+        let quiet = {
+            let busy_reads = busy_reads.clone();
+            mini::spawn(async move {
+                let mut byte = [0u8; 1];
+                quiet_reader.read_with(|s| (&*s).read(&mut byte)).await.unwrap();
+                busy_reads.get()
+            })
+        };
+        mini::yield_now().await; // the quiet task parks: its socket is empty
+                                 // Its byte arrives now, but only epoll can tell the loop so.
+        quiet_writer.write_all(b"!").unwrap();
+        let busy = {
+            let busy_reads = busy_reads.clone();
+            mini::spawn(async move {
+                let mut byte = [0u8; 1];
+                for _ in 0..PENDING_BYTES {
+                    busy_reader.read_with(|s| (&*s).read(&mut byte)).await.unwrap();
+                    busy_reads.set(busy_reads.get() + 1);
+                }
+            })
+        };
+        busy.await.unwrap();
+        quiet.await.unwrap()
+    });
+    assert!(
+        busy_reads_when_quiet_ran < 1000,
+        "the ready socket waited for {busy_reads_when_quiet_ran} reads of the busy task"
+    );
+}

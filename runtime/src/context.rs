@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Waker;
 
 use crate::executor::{Core, Remote};
 
@@ -63,4 +64,13 @@ pub(crate) fn schedule_local(remote: &Arc<Remote>, key: u64) -> bool {
         }
     })
     .unwrap_or(false)
+}
+
+/// Wakes `waker` after the loop's next look at the reactor (see `coop::poll_proceed`).
+/// Outside a runtime there is no loop to wait for: wake at once.
+pub(crate) fn defer(waker: &Waker) {
+    let deferred = with_current(|core| core.defer(waker)).is_some();
+    if !deferred {
+        waker.wake_by_ref();
+    }
 }

@@ -4,7 +4,8 @@
 //! can) would loop inside one `poll` forever, because every read succeeds. Each successful
 //! I/O operation spends one unit; when the budget is spent, the next operation wakes its own
 //! task and returns `Pending`. The task goes to the back of the run queue and the others get
-//! their turn. This is tokio's scheme (`runtime/coop.rs`), at the same size.
+//! their turn, which includes a look at epoll for the sockets that became ready meanwhile.
+//! This is tokio's scheme (`runtime/coop.rs`), at the same size.
 
 use std::cell::Cell;
 use std::task::{Context, Poll};
@@ -27,11 +28,14 @@ pub(crate) fn reset(budget: u32) {
     BUDGET.with(|b| b.set(budget));
 }
 
-/// Spends one unit, or, if none is left, reschedules the task and returns `Pending`.
+/// Spends one unit, or, if none is left, returns `Pending` and reschedules the task *after
+/// the next look at the reactor* (as tokio does). Waking it at once would put it straight
+/// back on the run queue: a lone busy task would then be polled again and again, up to
+/// `MAX_POLLS_BETWEEN_IO` times, before the loop looked for other ready sockets.
 pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
     BUDGET.with(|b| match b.get() {
         0 => {
-            cx.waker().wake_by_ref();
+            crate::context::defer(cx.waker());
             Poll::Pending
         }
         n => {

@@ -75,6 +75,8 @@ impl Remote {
 
 /// Everything a runtime owns, shared (`Rc`) with the thread-local context while it runs.
 pub(crate) struct Core {
+    /// Wakes held back until after the next reactor turn (see `coop::poll_proceed`).
+    deferred: RefCell<Vec<Waker>>,
     /// `MINI_TRACE`'s tracer; `None` (the usual case) costs one branch per step.
     trace: Trace,
     next_task_id: Cell<u64>,
@@ -90,6 +92,12 @@ pub(crate) struct Core {
 }
 
 impl Core {
+    /// Holds `waker` until after the next reactor turn (a task that spent its budget). A
+    /// duplicate costs nothing: the task's `scheduled` flag queues it once.
+    pub(crate) fn defer(&self, waker: &Waker) {
+        self.deferred.borrow_mut().push(waker.clone());
+    }
+
     pub(crate) fn push_local(&self, key: u64) {
         self.run_queue.borrow_mut().push_back(key);
         if let Some(trace) = self.trace.get() {
@@ -195,7 +203,7 @@ impl Core {
     /// One look at the outside world: wait on epoll (not at all if tasks are queued, else
     /// until the next timer is due), then wake the tasks whose fds or timers are ready.
     fn turn(&self) {
-        let timeout = if !self.run_queue.borrow().is_empty() {
+        let timeout = if !self.run_queue.borrow().is_empty() || !self.deferred.borrow().is_empty() {
             Some(Duration::ZERO)
         } else {
             self.timers.next_deadline().map(|d| d.saturating_duration_since(Instant::now()))
@@ -223,6 +231,9 @@ impl Core {
                 trace.set_wake_source("task");
             }
         }
+        // Tasks that spent their I/O budget go after everything the reactor just woke.
+        let deferred = std::mem::take(&mut *self.deferred.borrow_mut());
+        deferred.into_iter().for_each(Waker::wake);
     }
 
     /// Moves the keys that other threads queued onto the local run queue.
@@ -254,6 +265,8 @@ impl Core {
             }
         }
         self.run_queue.borrow_mut().clear();
+        let deferred = std::mem::take(&mut *self.deferred.borrow_mut());
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(deferred)));
         while self.remote.queue.pop().is_some() {}
     }
 }
@@ -308,6 +321,7 @@ impl Runtime {
             remote,
             blocking: Pool::new(),
             trace,
+            deferred: RefCell::new(Vec::new()),
             next_task_id: Cell::new(1),
             slow_poll_threshold: builder.slow_poll_threshold.unwrap_or(Duration::MAX),
             main_slow_poll_reported: Cell::new(false),
