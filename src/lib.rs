@@ -59,3 +59,28 @@ pub mod task {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The book's chapter on the reactor (`docs/reactor.md`), compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/reactor.md")]
+pub struct ReactorChapter;
+
+/// The book's chapter on wakers (`docs/wakers.md`), compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/wakers.md")]
+pub struct WakersChapter;
+
+/// The book's chapter on the executor (`docs/executor.md`), compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/executor.md")]
+pub struct ExecutorChapter;
+
+/// The book's chapter on timers (`docs/timers.md`), compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/timers.md")]
+pub struct TimersChapter;
+
+/// The book's chapter on sockets (`docs/net.md`), compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/net.md")]
+pub struct NetChapter;

@@ -16,8 +16,8 @@
 //! Only host names go to the pool: a literal address parses in nanoseconds, and a thread hop
 //! would cost microseconds per `connect`.
 //!
-//! [`lookup_host`] and `resolve_async` work this way. The TCP types still take std's trait
-//! and call the blocking `resolve`, until they switch (see the TODO on `resolve`).
+//! [`lookup_host`] and `resolve_async` work this way, and every socket type's `bind`,
+//! `connect` and `send_to` goes through `resolve_async`.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -83,8 +83,6 @@ pub(crate) mod sealed {
 
 /// Resolves `addr`, looking host names up on the blocking pool: the loop never waits on DNS.
 /// Fails if the name resolves to no address at all.
-///
-/// The async successor of [`resolve`]: see the TODO there.
 pub(crate) async fn resolve_async(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
     let addrs = match addr.to_addrs(Internal(()))? {
         Addrs::Ready(addrs) => addrs,

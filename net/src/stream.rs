@@ -14,7 +14,10 @@
 /// `AsyncRead`/`AsyncWrite`/`AsFd` impls, and the crate-private `poll_*_priv` methods that
 /// the halves share.
 macro_rules! stream_io {
-    ($stream:ident) => {
+    // `short_read_clears`: whether a short read proves the receive buffer empty for this
+    // socket type (see `Async::note_stream_read`): true for TCP, false for Unix streams, whose
+    // reads also stop early at a message carrying file descriptors.
+    ($stream:ident, short_read_clears = $short:expr) => {
         impl $stream {
             /// Reads some bytes into `buf`; `Ok(0)` means the peer closed its write side.
             pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> mini_runtime::io::Read<'a, Self> {
@@ -58,7 +61,11 @@ macro_rules! stream_io {
                 let n = std::task::ready!(self.io.poll_io(cx, mini_runtime::io::Direction::Read, |s| {
                     mini_runtime::socket::recv(std::os::fd::AsFd::as_fd(s), buf)
                 }))?;
-                self.io.note_stream_read(n, buf.len());
+                if $short {
+                    self.io.note_stream_read(n, buf.len());
+                } else {
+                    self.io.note_read(n, buf.len());
+                }
                 std::task::Poll::Ready(Ok(n))
             }
 

@@ -12,7 +12,7 @@
 //!  Waker::wake ────► executor run queue (see `executor.rs`), the task is polled again
 //! ```
 //!
-//! Every fd is registered once, edge-triggered, for both directions (`EPOLLIN | EPOLLOUT |
+//! Every fd is registered once, edge-triggered, for both directions (`EPOLLIN | EPOLLPRI | EPOLLOUT |
 //! EPOLLRDHUP | EPOLLET`), so reads and writes never need an `epoll_ctl`. Edge triggering
 //! means the kernel reports a *change*, not a *state*: after an event the task must keep
 //! doing I/O until the kernel says `WouldBlock`, and only then may the readiness bit be
@@ -54,6 +54,9 @@ mod bits {
     pub(super) const WRITE_CLOSED: u8 = 1 << 3;
     /// EPOLLERR: the next operation will report the error. Cleared with the direction bits.
     pub(super) const ERROR: u8 = 1 << 4;
+    /// EPOLLPRI was seen: TCP urgent data, where a read stops short at the urgent mark with
+    /// data still queued behind it. Sticky: the short-read shortcut is off for this socket.
+    pub(super) const URGENT: u8 = 1 << 5;
 }
 
 /// Which waiter an operation is: each has its own readiness condition and waiter list.
@@ -132,13 +135,14 @@ impl ScheduledIo {
         self.readiness.set(self.readiness.get() & !mask);
     }
 
-    /// A stream read came back short (`0 < n < buf.len()`): the receive buffer is empty, so
-    /// the next read would return `WouldBlock`. Clearing now saves that syscall. Safe because
-    /// any byte that arrives after the read raises a new edge. Not done once the peer has
-    /// closed: then no further edge will come, and the next read must see end-of-stream.
+    /// A TCP read came back short (`0 < n < buf.len()`): the receive buffer is empty, so the
+    /// next read would return `WouldBlock`. Clearing now saves that syscall. Safe because any
+    /// byte that arrives after the read raises a new edge. Not done once the peer has closed
+    /// (no further edge will come, and the next read must see end-of-stream), nor on a socket
+    /// that has had urgent data (a read stops short at the urgent mark, data queued behind).
     pub(crate) fn clear_read_after_short_read(&self) {
         let r = self.readiness.get();
-        if r & (bits::READ_CLOSED | bits::ERROR) == 0 {
+        if r & (bits::READ_CLOSED | bits::ERROR | bits::URGENT) == 0 {
             self.readiness.set(r & !bits::READABLE);
         }
     }
@@ -155,8 +159,11 @@ impl ScheduledIo {
     /// into `wake`. Runs inside the reactor's slab borrow, so it must not wake anyone itself.
     fn set_readiness(&self, flags: u32, wake: &mut Vec<Waker>) {
         let mut new = 0;
-        if flags & (ev::IN | ev::PRI) != 0 {
+        if flags & ev::IN != 0 {
             new |= bits::READABLE;
+        }
+        if flags & ev::PRI != 0 {
+            new |= bits::READABLE | bits::URGENT;
         }
         if flags & ev::OUT != 0 {
             new |= bits::WRITABLE;
@@ -223,7 +230,7 @@ impl Reactor {
             readiness: Cell::new(bits::READABLE | bits::WRITABLE),
             waiters: Default::default(),
         });
-        self.epoll.add(fd, ev::IN | ev::OUT | ev::RDHUP | ev::ET, token)?;
+        self.epoll.add(fd, ev::IN | ev::OUT | ev::RDHUP | ev::PRI | ev::ET, token)?;
         sources.insert(io.clone());
         Ok(io)
     }

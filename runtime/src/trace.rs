@@ -24,7 +24,7 @@
 //! well-predicted branch on an `Option`. Built without the `trace` cargo feature (on by
 //! default), [`Trace::get`] is a constant `None` and the compiler removes the branches: that
 //! build is the baseline that shows the branches cost nothing measurable
-//! (`docs/PERFORMANCE.md`).
+//! (`docs/PERFORMANCE.md`, written with the benchmarks in `bench/`).
 
 use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};

@@ -205,18 +205,30 @@ impl<T: AsFd> Async<T> {
         self.source.clear(dir);
     }
 
-    /// For stream sockets: after a read of `n` bytes into a buffer of `len`, record what
-    /// the read proved. `n == 0` (with `len > 0`) means the peer closed its write side;
+    /// For TCP streams: after a read of `n` bytes into a buffer of `len`, record what the
+    /// read proved. `n == 0` (with `len > 0`) means the peer closed its write side;
     /// `0 < n < len` means the receive buffer is empty, so the readiness is cleared now
     /// instead of after one more `read` that would return `WouldBlock`.
     ///
-    /// Only for stream sockets, where any new byte raises a new epoll edge. Not for ttys or
-    /// other fds whose reads can come back short with data still queued.
+    /// Only for TCP, where any new byte raises a new epoll edge and a read stops short only
+    /// when the buffer is empty or at an urgent (out-of-band) mark; the reactor disables the
+    /// shortcut for good on a socket once it has reported urgent data (EPOLLPRI). Not for
+    /// Unix streams (a read stops at a message carrying fds), ttys, or pipes read by
+    /// several processes: use [`note_read`](Self::note_read) there.
     pub fn note_stream_read(&self, n: usize, len: usize) {
         if n == 0 && len > 0 {
             self.source.mark_read_closed();
         } else if n < len {
             self.source.clear_read_after_short_read();
+        }
+    }
+
+    /// For other stream fds: after a read of `n` bytes into a buffer of `len`, record only
+    /// what is always true: `n == 0` (with `len > 0`) means end of stream, which lets
+    /// `peer_closed`-style waits resolve.
+    pub fn note_read(&self, n: usize, len: usize) {
+        if n == 0 && len > 0 {
+            self.source.mark_read_closed();
         }
     }
 }
