@@ -34,6 +34,7 @@ use crate::context;
 use crate::coop;
 use crate::reactor::Reactor;
 use crate::slab::Slab;
+use crate::sys;
 use crate::sys::EventFd;
 use crate::task::{Header, JoinHandle, Run, Task, TaskInfo};
 use crate::time::Timers;
@@ -152,9 +153,15 @@ impl Core {
         JoinHandle::new(task)
     }
 
-    /// Polls the task `key`, if it still exists; `started` is when this poll began, for the
-    /// slow-poll check. Returns the time the poll ended.
-    fn run_task(&self, key: u64, started: Instant) -> Instant {
+    /// When a poll starts: the coarse clock for the slow-poll check, always; the precise one
+    /// only for the trace.
+    fn poll_start(&self) -> PollStamp {
+        PollStamp { coarse: sys::monotonic_coarse(), precise: self.trace.get().map(|_| Instant::now()) }
+    }
+
+    /// Polls the task `key`, if it still exists; `started` is when this poll began. Returns
+    /// when it ended, which is also when the next poll starts.
+    fn run_task(&self, key: u64, started: PollStamp) -> PollStamp {
         // Clone the task out of the slab: polling it may spawn, which needs the slab.
         let Some(task) = self.tasks.borrow().get(key).cloned() else {
             return started; // finished before this wake was processed
@@ -162,8 +169,8 @@ impl Core {
         coop::reset(coop::TASK_BUDGET);
         let done = task.run();
         let ended = self.check_slow_poll(started, Some(&*task));
-        if let Some(trace) = self.trace.get() {
-            trace.poll(Some(task.info()), started, ended, done);
+        if let (Some(trace), Some(began), Some(end)) = (self.trace.get(), started.precise, ended.precise) {
+            trace.poll(Some(task.info()), began, end, done);
             if done {
                 trace.finished(task.info());
             }
@@ -179,9 +186,10 @@ impl Core {
 
     /// Reports, once per task, a poll that held the thread longer than the threshold: the
     /// classic mistake of a blocking call inside async code, which stalls every other task.
-    fn check_slow_poll(&self, started: Instant, task: Option<&dyn Run>) -> Instant {
-        let now = Instant::now();
-        let took = now - started;
+    /// Returns the poll's end.
+    fn check_slow_poll(&self, started: PollStamp, task: Option<&dyn Run>) -> PollStamp {
+        let now = self.poll_start();
+        let took = now.coarse.saturating_sub(started.coarse);
         if took < self.slow_poll_threshold {
             return now;
         }
@@ -354,19 +362,21 @@ impl Runtime {
 
         loop {
             // One clock read per poll: each poll's end is the next one's start.
-            let mut started = Instant::now();
+            let mut started = core.poll_start();
             for _ in 0..MAX_POLLS_BETWEEN_IO {
                 let Some(key) = core.pop() else { break };
                 if core.trace.get().is_some() {
-                    started = Instant::now(); // leave the trace's own output out of the poll times
+                    started = core.poll_start(); // leave the trace's own output out of poll times
                 }
                 if key == MAIN_KEY {
                     main.unschedule();
                     coop::reset(coop::TASK_BUDGET);
                     let poll = future.as_mut().poll(&mut cx);
                     let ended = core.check_slow_poll(started, None);
-                    if let Some(trace) = core.trace.get() {
-                        trace.poll(None, started, ended, poll.is_ready());
+                    if let (Some(trace), Some(began), Some(end)) =
+                        (core.trace.get(), started.precise, ended.precise)
+                    {
+                        trace.poll(None, began, end, poll.is_ready());
                     }
                     if let Poll::Ready(output) = poll {
                         return output;
@@ -397,6 +407,16 @@ impl Drop for Runtime {
             trace.finish();
         }
     }
+}
+
+/// When a poll started (or ended). The slow-poll check reads `CLOCK_MONOTONIC_COARSE`, a
+/// memory read with a resolution of a few milliseconds, fine against a 100 ms threshold and
+/// several times cheaper than `Instant::now` on every poll; the trace wants microseconds and
+/// pays for `Instant` only when it is on.
+#[derive(Clone, Copy)]
+struct PollStamp {
+    coarse: Duration,
+    precise: Option<Instant>,
 }
 
 /// Settings for a [`Runtime`].
