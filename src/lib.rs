@@ -84,3 +84,8 @@ pub struct TimersChapter;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/net.md")]
 pub struct NetChapter;
+
+/// `docs/io-models.md`, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/io-models.md")]
+pub struct IoModelsChapter;

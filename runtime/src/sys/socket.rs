@@ -238,3 +238,12 @@ pub fn unix_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 pub fn unix_accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     accept_into(listener, None)
 }
+
+/// `fcntl(fd, F_SETOWN, pid)`: makes process `pid` the owner of `fd`, the process the kernel
+/// sends `SIGIO` to once `O_ASYNC` is set. mini itself never uses signal-driven I/O; this is
+/// here for the `io_signal_driven` example, so that it needs no `unsafe` of its own.
+pub fn set_owner(fd: BorrowedFd<'_>, pid: u32) -> io::Result<()> {
+    let pid = libc::c_int::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    syscall!(fcntl(fd.as_raw_fd(), libc::F_SETOWN, pid))?;
+    Ok(())
+}
