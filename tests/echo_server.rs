@@ -4,26 +4,14 @@
 //! free port, and talks to it with blocking std sockets. Socket read timeouts only guard
 //! against a hang; no assertion depends on how long anything took.
 
+mod util;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 const HANG_GUARD: Duration = Duration::from_secs(20);
-
-fn example_binary() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--example", "echo_server"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "building the echo_server example failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("debug/examples/echo_server")
-}
 
 struct Server {
     child: Child,
@@ -33,7 +21,7 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(example_binary())
+        let mut child = Command::new(util::example_binary("echo_server"))
             .arg("127.0.0.1:0")
             .args(args)
             .stdout(Stdio::piped())
@@ -156,7 +144,8 @@ fn a_second_signal_cuts_the_grace_period_short() {
 
 #[test]
 fn bad_options_give_a_clear_error_and_status_2() {
-    let out = Command::new(example_binary()).args(["--idle-timeout", "soon"]).output().unwrap();
+    let out =
+        Command::new(util::example_binary("echo_server")).args(["--idle-timeout", "soon"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--idle-timeout: \"soon\" is not a number of seconds"), "{err}");

@@ -3,29 +3,12 @@
 //! example as a child process and talking to it with blocking std sockets (read timeouts only
 //! guard against a hang).
 
+mod util;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-/// Builds all examples once per test process (a no-op when they are up to date) and returns
-/// the path of `name`.
-fn example_binary(name: &str) -> PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--examples"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building the examples failed");
-    });
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("debug/examples").join(name)
-}
 
 struct Server(Child);
 
@@ -38,7 +21,7 @@ impl Drop for Server {
 
 /// Starts `example` on a free port, returns it and the address it printed.
 fn start(example: &str, extra: &[&str]) -> (Server, String) {
-    let mut child = Command::new(example_binary(example))
+    let mut child = Command::new(util::example_binary(example))
         .arg("127.0.0.1:0")
         .args(extra)
         .stdout(Stdio::piped())

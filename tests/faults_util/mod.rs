@@ -9,31 +9,15 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// How long a blocking socket call or a wait for a log line may take before the test fails
 /// as hung.
 pub(crate) const HANG_GUARD: Duration = Duration::from_secs(30);
 
-/// The `echo_server` example, built once per test process (`cargo build` is a no-op when it
-/// is up to date, but several tests calling it at once would queue on cargo's lock).
+/// The `echo_server` example (built once per test process by the shared helper).
 pub(crate) fn example_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "--example", "echo_server"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "building the echo_server example failed");
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-            target.join("debug/examples/echo_server")
-        })
-        .clone()
+    crate::util::example_binary("echo_server")
 }
 
 /// The `echo_server` example running as a child process on a free loopback port.
