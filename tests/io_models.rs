@@ -1,4 +1,4 @@
-//! The I/O-model examples (`examples/io_*.rs`): each starts, listens on the port it is
+//! The I/O-model examples (`iomodels/examples/io_*.rs`): each starts, listens on the port it is
 //! given, and echoes, for several clients at once. One test per model, each starting the
 //! example as a child process and talking to it with blocking std sockets (read timeouts only
 //! guard against a hang).

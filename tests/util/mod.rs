@@ -143,7 +143,7 @@ pub(crate) fn example_binary(name: &str) -> std::path::PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
     BUILT.call_once(|| {
         let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--examples"])
+            .args(["build", "--quiet", "--workspace", "--examples"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("run cargo build");

@@ -1,7 +1,7 @@
 //! I/O multiplexing with `select(2)`: one thread sleeps on many sockets at once.
 //!
 //! ```text
-//! cargo run --release --example io_select -- [ADDR]       # default 127.0.0.1:8080; port 0 is fine
+//! cargo run --release -p mini-iomodels --example io_select -- [ADDR]       # default 127.0.0.1:8080; port 0 is fine
 //! cargo run --release --example echo_client -- 127.0.0.1:8080 1000
 //! ```
 //!

@@ -1,7 +1,7 @@
 //! Non-blocking sockets polled in a busy loop: no thread ever sleeps, and that is the problem.
 //!
 //! ```text
-//! cargo run --release --example io_nonblocking -- [ADDR]  # default 127.0.0.1:8080; port 0 is fine
+//! cargo run --release -p mini-iomodels --example io_nonblocking -- [ADDR]  # default 127.0.0.1:8080; port 0 is fine
 //! cargo run --release --example echo_client -- 127.0.0.1:8080 1000
 //! ```
 //!

@@ -1,7 +1,7 @@
 //! I/O multiplexing with `poll(2)`: `select` without the 1024-fd ceiling, still linear.
 //!
 //! ```text
-//! cargo run --release --example io_poll -- [ADDR]         # default 127.0.0.1:8080; port 0 is fine
+//! cargo run --release -p mini-iomodels --example io_poll -- [ADDR]         # default 127.0.0.1:8080; port 0 is fine
 //! cargo run --release --example echo_client -- 127.0.0.1:8080 1000
 //! ```
 //!

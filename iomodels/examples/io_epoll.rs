@@ -1,7 +1,7 @@
 //! A raw `epoll(7)` loop, level-triggered by default, edge-triggered with `--edge`.
 //!
 //! ```text
-//! cargo run --release --example io_epoll -- [ADDR] [--edge]  # default 127.0.0.1:8080; port 0 is fine
+//! cargo run --release -p mini-iomodels --example io_epoll -- [ADDR] [--edge]  # default 127.0.0.1:8080; port 0 is fine
 //! cargo run --release --example echo_client -- 127.0.0.1:8080 1000
 //! ```
 //!

@@ -1,7 +1,7 @@
 //! Blocking I/O, one thread per connection: the oldest server design, and the simplest.
 //!
 //! ```text
-//! cargo run --release --example io_blocking -- [ADDR]     # default 127.0.0.1:8080; port 0 is fine
+//! cargo run --release -p mini-iomodels --example io_blocking -- [ADDR]     # default 127.0.0.1:8080; port 0 is fine
 //! cargo run --release --example echo_client -- 127.0.0.1:8080 1000
 //! ```
 //!

@@ -2,7 +2,7 @@
 //! `F_SETOWN`), the model the classic texts usually skip.
 //!
 //! ```text
-//! cargo run --release --example io_signal_driven -- [ADDR]  # default 127.0.0.1:8080; port 0 is fine
+//! cargo run --release -p mini-iomodels --example io_signal_driven -- [ADDR]  # default 127.0.0.1:8080; port 0 is fine
 //! cargo run --release --example echo_client -- 127.0.0.1:8080 1000
 //! ```
 //!
