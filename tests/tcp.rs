@@ -17,7 +17,8 @@ use mini::io::{AsyncReadExt, AsyncWriteExt};
 use mini::net::{TcpListener, TcpStream};
 
 use util::{
-    counting_waker, is_nonblocking, join_within, pattern, poll_once, reactor_turn, set_linger_zero, tcp_pair,
+    counting_waker, exchange_both_ways, is_nonblocking, join_within, pattern, poll_once, reactor_turn,
+    set_linger_zero, tcp_pair,
 };
 
 /// Accept and connect agree on both ends' addresses, `TCP_NODELAY` round-trips, and a
@@ -74,40 +75,8 @@ async fn echo_over_accept_and_connect() -> io::Result<()> {
 /// side, or the `read_to_end`s never finish.
 #[mini::test]
 async fn a_mebibyte_each_way_with_both_sides_writing_first() -> io::Result<()> {
-    const LEN: usize = 1 << 20;
     let (client, server) = tcp_pair().await?;
-    let (mut client_rd, client_wr) = client.into_split();
-    let (mut server_rd, server_wr) = server.into_split();
-
-    let upload = pattern(0x11, LEN);
-    let download = pattern(0x22, LEN);
-    let writers = [(client_wr, upload.clone()), (server_wr, download.clone())].map(|(mut half, data)| {
-        mini::spawn(async move {
-            half.write_all(&data).await?;
-            drop(half); // shuts down the write side: the peer reads end of stream
-            Ok::<(), io::Error>(())
-        })
-    });
-    // The readers start only after both writers have been spawned (and run first).
-    let at_server = mini::spawn(async move {
-        let mut got = Vec::new();
-        server_rd.read_to_end(&mut got).await.map(|_| got)
-    });
-    let at_client = mini::spawn(async move {
-        let mut got = Vec::new();
-        client_rd.read_to_end(&mut got).await.map(|_| got)
-    });
-
-    for writer in writers {
-        writer.await??;
-    }
-    let at_server = at_server.await??;
-    let at_client = at_client.await??;
-    assert_eq!(at_server.len(), LEN);
-    assert_eq!(at_client.len(), LEN);
-    assert!(at_server == upload, "the server received corrupted bytes");
-    assert!(at_client == download, "the client received corrupted bytes");
-    Ok(())
+    exchange_both_ways(client.into_split(), server.into_split(), 1 << 20).await
 }
 
 /// Half-close in both directions: after the client's `shutdown(Write)` the server reads

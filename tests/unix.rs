@@ -13,10 +13,10 @@ use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
-use mini::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use mini::io::AsyncReadExt;
 use mini::net::{UnixListener, UnixStream};
 
-use util::{counting_waker, is_nonblocking, pattern, poll_once};
+use util::{counting_waker, exchange_both_ways, is_nonblocking, pattern, poll_once};
 
 /// A socket path for one test, removed (if present) when created and when dropped.
 struct SocketPath(PathBuf);
@@ -285,41 +285,6 @@ async fn a_mebibyte_each_way_with_both_sides_writing_first() -> io::Result<()> {
     let (client_rd, client_wr) = client.into_split();
     assert!(client_rd.as_ref().peer_addr()?.as_pathname() == Some(&*path));
     exchange_both_ways((client_rd, client_wr), server.into_split(), 1 << 20).await
-}
-
-/// Each side's writer sends `len` bytes of its own pattern and is dropped (which must end
-/// its direction of the stream), while each side's reader reads to the end; every task is
-/// spawned before any runs, so both sides write before either reads. Fails if a direction
-/// loses, damages or adds bytes. (Not specific to Unix sockets: TCP's test does the same.)
-async fn exchange_both_ways<R, W>(a: (R, W), b: (R, W), len: usize) -> io::Result<()>
-where
-    R: AsyncRead + Unpin + 'static,
-    W: AsyncWrite + Unpin + 'static,
-{
-    let sent = [pattern(0x11, len), pattern(0x22, len)];
-    let ((a_rd, a_wr), (b_rd, b_wr)) = (a, b);
-    let writers = [(a_wr, sent[0].clone()), (b_wr, sent[1].clone())].map(|(mut half, data)| {
-        mini::spawn(async move {
-            half.write_all(&data).await?;
-            drop(half);
-            Ok::<(), io::Error>(())
-        })
-    });
-    let readers = [b_rd, a_rd].map(|mut half| {
-        mini::spawn(async move {
-            let mut got = Vec::new();
-            half.read_to_end(&mut got).await.map(|_| got)
-        })
-    });
-    for writer in writers {
-        writer.await??;
-    }
-    for (reader, sent) in readers.into_iter().zip(&sent) {
-        let got = reader.await??;
-        assert_eq!(got.len(), len);
-        assert!(got == *sent, "a direction carried corrupted bytes");
-    }
-    Ok(())
 }
 
 /// `from_std` puts std's blocking listener and stream in non-blocking mode, and the accept,

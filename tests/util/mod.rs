@@ -154,3 +154,38 @@ pub(crate) fn example_binary(name: &str) -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
     target.join("debug/examples").join(name)
 }
+
+/// Each side's writer sends `len` bytes of its own pattern and is dropped (which must end
+/// its direction of the stream), while each side's reader reads to the end; every task is
+/// spawned before any runs, so both sides write before either reads. Fails if a direction
+/// loses, damages or adds bytes. (Shared by the TCP and Unix tests.)
+pub(crate) async fn exchange_both_ways<R, W>(a: (R, W), b: (R, W), len: usize) -> io::Result<()>
+where
+    R: mini::io::AsyncRead + Unpin + 'static,
+    W: mini::io::AsyncWrite + Unpin + 'static,
+{
+    let sent = [pattern(0x11, len), pattern(0x22, len)];
+    let ((a_rd, a_wr), (b_rd, b_wr)) = (a, b);
+    let writers = [(a_wr, sent[0].clone()), (b_wr, sent[1].clone())].map(|(mut half, data)| {
+        mini::spawn(async move {
+            mini::io::AsyncWriteExt::write_all(&mut half, &data).await?;
+            drop(half);
+            Ok::<(), io::Error>(())
+        })
+    });
+    let readers = [b_rd, a_rd].map(|mut half| {
+        mini::spawn(async move {
+            let mut got = Vec::new();
+            mini::io::AsyncReadExt::read_to_end(&mut half, &mut got).await.map(|_| got)
+        })
+    });
+    for writer in writers {
+        writer.await??;
+    }
+    for (reader, sent) in readers.into_iter().zip(&sent) {
+        let got = reader.await??;
+        assert_eq!(got.len(), len);
+        assert!(got == *sent, "a direction carried corrupted bytes");
+    }
+    Ok(())
+}
