@@ -24,29 +24,39 @@ thread_local! {
 }
 
 /// Gives the next poll a fresh budget.
+#[inline]
 pub(crate) fn reset(budget: u32) {
-    BUDGET.with(|b| b.set(budget));
+    BUDGET.set(budget);
 }
 
 /// Spends one unit, or, if none is left, returns `Pending` and reschedules the task *after
 /// the next look at the reactor* (as tokio does). Waking it at once would put it straight
 /// back on the run queue: a lone busy task would then be polled again and again, up to
 /// `MAX_POLLS_BETWEEN_IO` times, before the loop looked for other ready sockets.
+///
+/// Runs before every I/O operation, so it is written to inline into its caller: a TLS load,
+/// a compare and a store, with the rare path out of line.
+#[inline]
 pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
-    BUDGET.with(|b| match b.get() {
-        0 => {
-            crate::context::defer(cx.waker());
-            Poll::Pending
-        }
+    match BUDGET.get() {
+        0 => out_of_budget(cx),
         n => {
-            b.set(n - 1);
+            BUDGET.set(n - 1);
             Poll::Ready(())
         }
-    })
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn out_of_budget(cx: &mut Context<'_>) -> Poll<()> {
+    crate::context::defer(cx.waker());
+    Poll::Pending
 }
 
 /// Gives back the unit taken by `poll_proceed` when the operation did not complete (it
 /// returned `Pending`): only completed operations count.
+#[inline]
 pub(crate) fn refund() {
-    BUDGET.with(|b| b.set(b.get().saturating_add(1)));
+    BUDGET.set(BUDGET.get().saturating_add(1));
 }
