@@ -7,7 +7,7 @@
 //!                    │  token = slab key (index + generation), never the raw fd
 //!                    ▼
 //!  sources[token] ──► ScheduledIo: readiness |= flags, take the waiting wakers
-//!                    │  (collected first, woken after the slab borrow is released)
+//!                    │  (the source is cloned out first: no slab borrow while they run)
 //!                    ▼
 //!  Waker::wake ────► executor run queue (see `executor.rs`), the task is polled again
 //! ```
@@ -151,13 +151,13 @@ impl ScheduledIo {
     /// resolves even if the EPOLLRDHUP edge was consumed earlier.
     pub(crate) fn mark_read_closed(&self) {
         self.readiness.set(self.readiness.get() | bits::READ_CLOSED);
-        let waiters = std::mem::take(&mut *self.waiters[Direction::Closed.slot()].borrow_mut());
-        waiters.into_iter().for_each(Waker::wake);
+        self.wake(bits::READ_CLOSED);
     }
 
-    /// Records the kernel's flags and moves the wakers of the directions that became ready
-    /// into `wake`. Runs inside the reactor's slab borrow, so it must not wake anyone itself.
-    fn set_readiness(&self, flags: u32, wake: &mut Vec<Waker>) {
+    /// Records the kernel's flags; returns the readiness bits they raised, for [`wake`].
+    ///
+    /// [`wake`]: ScheduledIo::wake
+    fn set_readiness(&self, flags: u32) -> u8 {
         let mut new = 0;
         if flags & ev::IN != 0 {
             new |= bits::READABLE;
@@ -178,11 +178,49 @@ impl ScheduledIo {
             new |= bits::READABLE | bits::WRITABLE | bits::ERROR;
         }
         self.readiness.set(self.readiness.get() | new);
+        new
+    }
+
+    /// Wakes the tasks waiting in every direction that the bits `new` make ready. The list
+    /// is taken out of its cell before any waker runs: a wake may run arbitrary code, even
+    /// code that waits on this source again.
+    fn wake(&self, new: u8) {
         for dir in [Direction::Read, Direction::Write, Direction::Closed] {
-            if new & dir.ready_mask() != 0 {
-                wake.append(&mut self.waiters[dir.slot()].borrow_mut());
+            if new & dir.ready_mask() == 0 {
+                continue;
+            }
+            let cell = &self.waiters[dir.slot()];
+            let mut list = cell.borrow_mut();
+            match list.len() {
+                // Most events raise both directions (`IN | OUT`) while a task waits in one.
+                0 => {}
+                // The usual case: one task waits. Popped, so the list keeps its allocation.
+                1 => {
+                    let waker = list.pop();
+                    drop(list);
+                    waker.into_iter().for_each(Waker::wake);
+                }
+                _ => {
+                    let mut all = std::mem::take(&mut *list);
+                    drop(list);
+                    all.drain(..).for_each(Waker::wake);
+                    // Keep the allocation, unless a waker already registered anew.
+                    let mut slot = cell.borrow_mut();
+                    if slot.is_empty() {
+                        *slot = all;
+                    }
+                }
             }
         }
+    }
+
+    /// How many tasks `wake(new)` would wake (for the trace).
+    fn waiting(&self, new: u8) -> usize {
+        [Direction::Read, Direction::Write, Direction::Closed]
+            .into_iter()
+            .filter(|dir| new & dir.ready_mask() != 0)
+            .map(|dir| self.waiters[dir.slot()].borrow().len())
+            .sum()
     }
 }
 
@@ -192,9 +230,8 @@ pub(crate) struct Reactor {
     epoll: Epoll,
     trace: Trace,
     sources: RefCell<Slab<Rc<ScheduledIo>>>,
-    /// Buffers reused across turns, so a turn allocates and initialises nothing.
+    /// Reused across turns, so a turn allocates and initialises nothing.
     events: RefCell<Box<[Event]>>,
-    to_wake: RefCell<Vec<Waker>>,
 }
 
 impl fmt::Debug for Reactor {
@@ -212,7 +249,6 @@ impl Reactor {
             trace,
             sources: RefCell::new(Slab::new()),
             events: RefCell::new(vec![Event::EMPTY; EVENTS_PER_WAIT].into_boxed_slice()),
-            to_wake: RefCell::new(Vec::new()),
         })
     }
 
@@ -258,6 +294,8 @@ impl Reactor {
     /// Waits for events (`None`: until one arrives), records them and wakes the waiting
     /// tasks. Returns whether the cross-thread eventfd fired.
     pub(crate) fn turn(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        // Held while wakers run: only another `turn` could want it, and nothing a waker does
+        // can start one (`block_on` refuses to nest).
         let mut events = self.events.borrow_mut();
         if let Some(trace) = self.trace.get() {
             trace.epoll_enter(timeout);
@@ -265,44 +303,34 @@ impl Reactor {
         let n = self.epoll.wait(&mut events, timeout)?;
         if let Some(trace) = self.trace.get() {
             trace.epoll_return(n);
+            trace.set_wake_source("reactor");
         }
 
         let mut woken_remotely = false;
-        let mut to_wake = self.to_wake.borrow_mut();
-        {
-            let sources = self.sources.borrow();
-            for event in &events[..n] {
-                if event.token() == WAKE_TOKEN {
-                    woken_remotely = true;
-                    if let Some(trace) = self.trace.get() {
-                        trace.wakeup_eventfd();
-                    }
-                } else if let Some(io) = sources.get(event.token()) {
-                    let before = to_wake.len();
-                    io.set_readiness(event.flags(), &mut to_wake);
-                    if let Some(trace) = self.trace.get() {
-                        trace.event(event.token(), io.fd, event.flags(), to_wake.len() - before);
-                    }
+        for event in &events[..n] {
+            if event.token() == WAKE_TOKEN {
+                woken_remotely = true;
+                if let Some(trace) = self.trace.get() {
+                    trace.wakeup_eventfd();
                 }
+                continue;
+            }
+            // Cloned out of the slab (an `Rc` increment) so that no slab borrow is held while
+            // wakers run: a wake may drop a source (deregister) or register a new one.
+            let Some(io) = self.sources.borrow().get(event.token()).cloned() else {
                 // No source for the token: it was deregistered (its generation moved on);
                 // the event belongs to a closed fd and wakes nobody.
+                continue;
+            };
+            let new = io.set_readiness(event.flags());
+            if let Some(trace) = self.trace.get() {
+                trace.event(event.token(), io.fd, event.flags(), io.waiting(new));
             }
-        }
-        drop(events);
-        // Wake with no reactor borrow held: a waker may drop a source (deregister) or
-        // register a new one. Take the list out so such re-entrance finds the cell free.
-        let mut list = std::mem::take(&mut *to_wake);
-        drop(to_wake);
-        if let Some(trace) = self.trace.get() {
-            trace.set_wake_source("reactor");
-        }
-        for waker in list.drain(..) {
-            waker.wake();
+            io.wake(new);
         }
         if let Some(trace) = self.trace.get() {
             trace.set_wake_source("task");
         }
-        *self.to_wake.borrow_mut() = list;
         Ok(woken_remotely)
     }
 }
