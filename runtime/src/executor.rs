@@ -81,7 +81,8 @@ pub(crate) struct Core {
     /// `MINI_TRACE`'s tracer; `None` (the usual case) costs one branch per step.
     trace: Trace,
     next_task_id: Cell<u64>,
-    slow_poll_threshold: Duration,
+    /// In nanoseconds of the coarse clock; `u64::MAX` when the check is off.
+    slow_poll_threshold_ns: u64,
     main_slow_poll_reported: Cell<bool>,
     pub(crate) reactor: Rc<Reactor>,
     pub(crate) timers: Rc<Timers>,
@@ -156,7 +157,7 @@ impl Core {
     /// When a poll starts: the coarse clock for the slow-poll check, always; the precise one
     /// only for the trace.
     fn poll_start(&self) -> PollStamp {
-        PollStamp { coarse: sys::monotonic_coarse(), precise: self.trace.get().map(|_| Instant::now()) }
+        PollStamp { coarse_ns: sys::monotonic_coarse_ns(), precise: self.trace.get().map(|_| Instant::now()) }
     }
 
     /// Polls the task `key`, if it still exists; `started` is when this poll began. Returns
@@ -189,10 +190,11 @@ impl Core {
     /// Returns the poll's end.
     fn check_slow_poll(&self, started: PollStamp, task: Option<&dyn Run>) -> PollStamp {
         let now = self.poll_start();
-        let took = now.coarse.saturating_sub(started.coarse);
-        if took < self.slow_poll_threshold {
+        let took_ns = now.coarse_ns.saturating_sub(started.coarse_ns);
+        if took_ns < self.slow_poll_threshold_ns {
             return now;
         }
+        let took = Duration::from_nanos(took_ns);
         let who = match task {
             Some(task) if task.info().slow_poll_reported.replace(true) => return now,
             Some(task) => task.info().to_string(),
@@ -240,8 +242,10 @@ impl Core {
             }
         }
         // Tasks that spent their I/O budget go after everything the reactor just woke.
-        let deferred = std::mem::take(&mut *self.deferred.borrow_mut());
-        deferred.into_iter().for_each(Waker::wake);
+        if !self.deferred.borrow().is_empty() {
+            let deferred = std::mem::take(&mut *self.deferred.borrow_mut());
+            deferred.into_iter().for_each(Waker::wake);
+        }
     }
 
     /// Moves the keys that other threads queued onto the local run queue.
@@ -331,7 +335,9 @@ impl Runtime {
             trace,
             deferred: RefCell::new(Vec::new()),
             next_task_id: Cell::new(1),
-            slow_poll_threshold: builder.slow_poll_threshold.unwrap_or(Duration::MAX),
+            slow_poll_threshold_ns: builder
+                .slow_poll_threshold
+                .map_or(u64::MAX, |t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)),
             main_slow_poll_reported: Cell::new(false),
         });
         Ok(Runtime { core })
@@ -415,7 +421,7 @@ impl Drop for Runtime {
 /// pays for `Instant` only when it is on.
 #[derive(Clone, Copy)]
 struct PollStamp {
-    coarse: Duration,
+    coarse_ns: u64,
     precise: Option<Instant>,
 }
 

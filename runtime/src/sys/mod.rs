@@ -172,13 +172,14 @@ impl Epoll {
 
 /// `CLOCK_MONOTONIC_COARSE`: the time of the last timer tick (a few ms resolution), read from
 /// the vDSO without touching the hardware clock, so several times cheaper than `Instant::now`.
-/// For measurements whose thresholds dwarf a tick, such as the slow-poll warning.
-pub(crate) fn monotonic_coarse() -> Duration {
+/// For measurements whose thresholds dwarf a tick, such as the slow-poll warning. In
+/// nanoseconds, so that the check around every poll is a subtraction and a compare.
+pub(crate) fn monotonic_coarse_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // CLOCK_MONOTONIC_COARSE exists since Linux 2.6.32 and cannot fail with a valid pointer;
     // should it, the zero time only makes every poll look instant.
     let _ = syscall!(clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts));
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
 }
 
 // ---------------------------------------------------------------------------------------------
