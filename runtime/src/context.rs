@@ -1,14 +1,26 @@
 //! The thread's current runtime: how `spawn`, new sockets and local wakes find it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::ptr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
 
 use crate::executor::{Core, Remote};
+use crate::reactor::Reactor;
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
+    /// The address of the current runtime's reactor (null outside one), kept in step with
+    /// `CURRENT` by `set_current`: the hot path compares against it without a borrow. It is
+    /// only ever compared, never dereferenced.
+    static CURRENT_REACTOR: Cell<*const Reactor> = const { Cell::new(ptr::null()) };
+}
+
+/// Makes `core` the thread's runtime; returns the previous one.
+fn set_current(c: &RefCell<Option<Rc<Core>>>, core: Option<Rc<Core>>) -> Option<Rc<Core>> {
+    CURRENT_REACTOR.set(core.as_ref().map_or(ptr::null(), |core| Rc::as_ptr(&core.reactor)));
+    c.replace(core)
 }
 
 /// Makes `core` the thread's runtime until the guard drops, then restores the previous one.
@@ -20,21 +32,20 @@ pub(crate) struct Enter {
 /// be stalled for the whole inner call, which is a deadlock in waiting.
 pub(crate) fn enter_block_on(core: &Rc<Core>) -> Enter {
     CURRENT.with(|c| {
-        let mut current = c.borrow_mut();
-        if current.is_some() {
+        if c.borrow().is_some() {
             panic!(
                 "mini: cannot call `block_on` from inside a running mini runtime: it would block \
                  the thread that runs every other task. Use `.await` (or `mini::spawn`) instead."
             );
         }
-        *current = Some(core.clone());
+        set_current(c, Some(core.clone()));
     });
     Enter { previous: None }
 }
 
 /// Enters `core` even if another runtime is current (used while dropping a runtime's tasks).
 pub(crate) fn enter_for_shutdown(core: &Rc<Core>) -> Enter {
-    let previous = CURRENT.with(|c| c.borrow_mut().replace(core.clone()));
+    let previous = CURRENT.with(|c| set_current(c, Some(core.clone())));
     Enter { previous }
 }
 
@@ -42,13 +53,21 @@ impl Drop for Enter {
     fn drop(&mut self) {
         let previous = self.previous.take();
         // `try_with`: the guard may drop while the thread's locals are being torn down.
-        let _ = CURRENT.try_with(|c| *c.borrow_mut() = previous);
+        let _ = CURRENT.try_with(|c| set_current(c, previous));
     }
 }
 
 /// Runs `f` with the current runtime, or returns `None` outside one.
 pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Core>) -> R) -> Option<R> {
     CURRENT.try_with(|c| c.borrow().as_ref().map(f)).ok().flatten()
+}
+
+/// Whether `reactor` belongs to the thread's current runtime: one TLS load and a compare.
+/// (Addresses cannot be confused: the caller's `Rc` keeps its reactor alive, so no other
+/// reactor can occupy that address meanwhile.)
+#[inline]
+pub(crate) fn is_current_reactor(reactor: &Rc<Reactor>) -> bool {
+    CURRENT_REACTOR.get() == Rc::as_ptr(reactor)
 }
 
 /// The local half of a wake: if this thread is running the runtime that owns `remote`,

@@ -154,23 +154,24 @@ impl Core {
         JoinHandle::new(task)
     }
 
-    /// When a poll starts: the coarse clock for the slow-poll check, always; the precise one
-    /// only for the trace.
-    fn poll_start(&self) -> PollStamp {
-        PollStamp { coarse_ns: sys::monotonic_coarse_ns(), precise: self.trace.get().map(|_| Instant::now()) }
+    /// The trace's clock: `Instant::now()` around each poll, read only when tracing is on.
+    fn trace_clock(&self) -> Option<Instant> {
+        self.trace.get().map(|_| Instant::now())
     }
 
-    /// Polls the task `key`, if it still exists; `started` is when this poll began. Returns
-    /// when it ended, which is also when the next poll starts.
-    fn run_task(&self, key: u64, started: PollStamp) -> PollStamp {
+    /// Polls the task `key`, if it still exists; `started` is when this poll began (on the
+    /// slow-poll clock, [`coarse_now`]). Returns when it ended, which is also when the next
+    /// poll starts.
+    fn run_task(&self, key: u64, started: u64) -> u64 {
         // Clone the task out of the slab: polling it may spawn, which needs the slab.
         let Some(task) = self.tasks.borrow().get(key).cloned() else {
             return started; // finished before this wake was processed
         };
+        let began = self.trace_clock();
         coop::reset(coop::TASK_BUDGET);
         let done = task.run();
         let ended = self.check_slow_poll(started, Some(&*task));
-        if let (Some(trace), Some(began), Some(end)) = (self.trace.get(), started.precise, ended.precise) {
+        if let (Some(trace), Some(began), Some(end)) = (self.trace.get(), began, self.trace_clock()) {
             trace.poll(Some(task.info()), began, end, done);
             if done {
                 trace.finished(task.info());
@@ -188,9 +189,9 @@ impl Core {
     /// Reports, once per task, a poll that held the thread longer than the threshold: the
     /// classic mistake of a blocking call inside async code, which stalls every other task.
     /// Returns the poll's end.
-    fn check_slow_poll(&self, started: PollStamp, task: Option<&dyn Run>) -> PollStamp {
-        let now = self.poll_start();
-        let took_ns = now.coarse_ns.saturating_sub(started.coarse_ns);
+    fn check_slow_poll(&self, started: u64, task: Option<&dyn Run>) -> u64 {
+        let now = coarse_now();
+        let took_ns = now.saturating_sub(started);
         if took_ns < self.slow_poll_threshold_ns {
             return now;
         }
@@ -368,19 +369,20 @@ impl Runtime {
 
         loop {
             // One clock read per poll: each poll's end is the next one's start.
-            let mut started = core.poll_start();
+            let mut started = coarse_now();
             for _ in 0..MAX_POLLS_BETWEEN_IO {
                 let Some(key) = core.pop() else { break };
                 if core.trace.get().is_some() {
-                    started = core.poll_start(); // leave the trace's own output out of poll times
+                    started = coarse_now(); // leave the trace's own output out of poll times
                 }
                 if key == MAIN_KEY {
+                    let began = core.trace_clock();
                     main.unschedule();
                     coop::reset(coop::TASK_BUDGET);
                     let poll = future.as_mut().poll(&mut cx);
                     let ended = core.check_slow_poll(started, None);
                     if let (Some(trace), Some(began), Some(end)) =
-                        (core.trace.get(), started.precise, ended.precise)
+                        (core.trace.get(), began, core.trace_clock())
                     {
                         trace.poll(None, began, end, poll.is_ready());
                     }
@@ -415,14 +417,13 @@ impl Drop for Runtime {
     }
 }
 
-/// When a poll started (or ended). The slow-poll check reads `CLOCK_MONOTONIC_COARSE`, a
-/// memory read with a resolution of a few milliseconds, fine against a 100 ms threshold and
-/// several times cheaper than `Instant::now` on every poll; the trace wants microseconds and
-/// pays for `Instant` only when it is on.
-#[derive(Clone, Copy)]
-struct PollStamp {
-    coarse_ns: u64,
-    precise: Option<Instant>,
+/// The slow-poll clock, in nanoseconds: `CLOCK_MONOTONIC_COARSE`, a memory read with a
+/// resolution of a few milliseconds, fine against a 100 ms threshold and several times cheaper
+/// than `Instant::now` on every poll. (The trace wants microseconds: it reads `Instant` around
+/// each poll, only when it is on.)
+#[inline]
+fn coarse_now() -> u64 {
+    sys::monotonic_coarse_ns()
 }
 
 /// Settings for a [`Runtime`].

@@ -112,6 +112,7 @@ impl fmt::Debug for ScheduledIo {
 
 impl ScheduledIo {
     /// Ready now, or stores the task's waker and returns `Pending`.
+    #[inline]
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<()> {
         if self.readiness.get() & dir.ready_mask() != 0 {
             return Poll::Ready(());
@@ -126,6 +127,7 @@ impl ScheduledIo {
 
     /// The operation returned `WouldBlock`: forget the readiness of that direction until the
     /// next edge. Sticky close bits stay.
+    #[inline]
     pub(crate) fn clear(&self, dir: Direction) {
         let mask = match dir {
             Direction::Read => bits::READABLE | bits::ERROR,
@@ -140,6 +142,7 @@ impl ScheduledIo {
     /// byte that arrives after the read raises a new edge. Not done once the peer has closed
     /// (no further edge will come, and the next read must see end-of-stream), nor on a socket
     /// that has had urgent data (a read stops short at the urgent mark, data queued behind).
+    #[inline]
     pub(crate) fn clear_read_after_short_read(&self) {
         let r = self.readiness.get();
         if r & (bits::READ_CLOSED | bits::ERROR | bits::URGENT) == 0 {

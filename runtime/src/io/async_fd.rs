@@ -102,8 +102,17 @@ impl<T: AsFd> Async<T> {
 
     /// Before parking a task on this source: only this source's own runtime will ever turn
     /// its reactor, so waiting from anywhere else would hang forever. Say so instead. (Only
-    /// on the way to `Pending`, so the hot path pays nothing.)
+    /// on the way to `Pending`, and cheap: a TLS load and a compare.)
+    #[inline]
     fn check_runtime(&self) {
+        if !context::is_current_reactor(&self.reactor) {
+            self.wrong_runtime();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wrong_runtime(&self) {
         match context::with_current(|core| Rc::ptr_eq(&core.reactor, &self.reactor)) {
             Some(true) => {}
             Some(false) => panic!(

@@ -174,6 +174,7 @@ impl Epoll {
 /// the vDSO without touching the hardware clock, so several times cheaper than `Instant::now`.
 /// For measurements whose thresholds dwarf a tick, such as the slow-poll warning. In
 /// nanoseconds, so that the check around every poll is a subtraction and a compare.
+#[inline]
 pub(crate) fn monotonic_coarse_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // CLOCK_MONOTONIC_COARSE exists since Linux 2.6.32 and cannot fail with a valid pointer;

@@ -171,6 +171,7 @@ fn accept_into(
 }
 
 /// `recv` into `buf`. EINTR is retried; WouldBlock is returned to the caller.
+#[inline]
 pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY (of the call inside): `buf` is valid for `buf.len()` bytes for the call.
     retry_eintr(|| syscall!(recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)).map(|n| n as usize))
@@ -178,6 +179,7 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 
 /// `send` with `MSG_NOSIGNAL`: a closed peer gives `EPIPE` instead of a SIGPIPE that would
 /// kill a host program that did not ignore it. EINTR is retried.
+#[inline]
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     retry_eintr(|| {
         syscall!(send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)).map(|n| n as usize)
