@@ -14,9 +14,9 @@
 /// `AsyncRead`/`AsyncWrite`/`AsFd` impls, and the crate-private `poll_*_priv` methods that
 /// the halves share.
 macro_rules! stream_io {
-    // `short_read_clears`: whether a short read proves the receive buffer empty for this
-    // socket type (see `Async::note_stream_read`): true for TCP, false for Unix streams, whose
-    // reads also stop early at a message carrying file descriptors.
+    // `short_read_clears`: whether this is TCP, where reads go through
+    // `Async::poll_read_tcp` (a short read, or TCP_INQ, proves the receive queue empty); false
+    // for Unix streams, whose reads also stop early at a message carrying file descriptors.
     ($stream:ident, short_read_clears = $short:expr) => {
         impl $stream {
             /// Reads some bytes into `buf`; `Ok(0)` means the peer closed its write side.
@@ -58,14 +58,13 @@ macro_rules! stream_io {
                 cx: &mut std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
+                if $short {
+                    return self.io.poll_read_tcp(cx, buf);
+                }
                 let n = std::task::ready!(self.io.poll_io(cx, mini_runtime::io::Direction::Read, |s| {
                     mini_runtime::socket::recv(std::os::fd::AsFd::as_fd(s), buf)
                 }))?;
-                if $short {
-                    self.io.note_stream_read(n, buf.len());
-                } else {
-                    self.io.note_read(n, buf.len());
-                }
+                self.io.note_read(n, buf.len());
                 std::task::Poll::Ready(Ok(n))
             }
 

@@ -57,6 +57,11 @@ mod bits {
     /// EPOLLPRI was seen: TCP urgent data, where a read stops short at the urgent mark with
     /// data still queued behind it. Sticky: the short-read shortcut is off for this socket.
     pub(super) const URGENT: u8 = 1 << 5;
+    /// Not readiness but a fact about the socket, sticky like `URGENT`: `TCP_INQ` is on, so
+    /// each read reports how many bytes it left queued (see `Async::poll_read_tcp`).
+    pub(super) const INQ: u8 = 1 << 6;
+    /// Turning on `TCP_INQ` failed (an old kernel): do not try again.
+    pub(super) const NO_INQ: u8 = 1 << 7;
 }
 
 /// Which waiter an operation is: each has its own readiness condition and waiter list.
@@ -148,6 +153,24 @@ impl ScheduledIo {
         if r & (bits::READ_CLOSED | bits::ERROR | bits::URGENT) == 0 {
             self.readiness.set(r & !bits::READABLE);
         }
+    }
+
+    /// Whether the readiness bits say `dir` is ready (for tests).
+    #[cfg(test)]
+    pub(crate) fn is_ready(&self, dir: Direction) -> bool {
+        self.readiness.get() & dir.ready_mask() != 0
+    }
+
+    /// Whether `TCP_INQ` is on for this socket, and whether it has been tried at all.
+    pub(crate) fn inq(&self) -> (bool, bool) {
+        let r = self.readiness.get();
+        (r & bits::INQ != 0, r & (bits::INQ | bits::NO_INQ) != 0)
+    }
+
+    /// Records the outcome of turning on `TCP_INQ`.
+    pub(crate) fn set_inq(&self, on: bool) {
+        let bit = if on { bits::INQ } else { bits::NO_INQ };
+        self.readiness.set(self.readiness.get() | bit);
     }
 
     /// A read returned 0 bytes: the peer closed its write side. Recorded so `peer_closed`

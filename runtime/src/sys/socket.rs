@@ -177,6 +177,53 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     retry_eintr(|| syscall!(recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)).map(|n| n as usize))
 }
 
+/// Turns on `TCP_INQ` (Linux 4.18): from now on each [`recv_inq`] on this TCP socket also
+/// reports how many bytes are still queued. Fails with `ENOPROTOOPT` on older kernels.
+pub fn set_tcp_inq(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    syscall!(setsockopt(
+        fd.as_raw_fd(),
+        libc::SOL_TCP,
+        libc::TCP_INQ,
+        (&one as *const libc::c_int).cast(),
+        mem::size_of::<libc::c_int>() as libc::socklen_t,
+    ))?;
+    Ok(())
+}
+
+/// `recvmsg` into `buf` on a TCP socket with [`set_tcp_inq`] on. Returns the bytes read and
+/// the kernel's count of bytes still queued after them (`None` if it sent no `TCP_CM_INQ`
+/// message). After the peer's FIN an empty queue counts as 1, so `Some(0)` means: nothing
+/// left to read, and not at end of stream. EINTR is retried; WouldBlock is returned.
+pub fn recv_inq(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<usize>)> {
+    // Room for one cmsghdr and its int, aligned for cmsghdr (CMSG_SPACE(4) is 24 on 64-bit).
+    let mut control = [0u64; 4];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: msghdr is plain old data; all-zero is a valid (empty) value.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = mem::size_of_val(&control) as _;
+    // The pointers in `msg` (iovec over `buf`, the control buffer) live across the call.
+    let n = retry_eintr(|| syscall!(recvmsg(fd.as_raw_fd(), &mut msg, 0)))? as usize;
+    let mut queued = None;
+    // SAFETY: `msg` was filled in by the kernel: CMSG_FIRSTHDR/CMSG_NXTHDR walk only within
+    // `msg_controllen` bytes of our control buffer, and the data of a TCP_CM_INQ message is
+    // one int, read unaligned since CMSG_DATA promises no alignment for it.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_TCP && (*cmsg).cmsg_type == libc::TCP_CM_INQ {
+                let inq = ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+                queued = Some(inq.max(0) as usize);
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n, queued))
+}
+
 /// `send` with `MSG_NOSIGNAL`: a closed peer gives `EPIPE` instead of a SIGPIPE that would
 /// kill a host program that did not ignore it. EINTR is retried.
 #[inline]
