@@ -3,7 +3,7 @@
 use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
@@ -112,14 +112,7 @@ fn new_socket_in(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
 /// A non-blocking TCP listener: `socket`, `SO_REUSEADDR`, `bind`, `listen(backlog)`.
 pub fn tcp_listen(addr: SocketAddr, backlog: i32) -> io::Result<OwnedFd> {
     let fd = new_socket(&addr, libc::SOCK_STREAM)?;
-    let one: libc::c_int = 1;
-    syscall!(setsockopt(
-        fd.as_raw_fd(),
-        libc::SOL_SOCKET,
-        libc::SO_REUSEADDR,
-        (&one as *const libc::c_int).cast(),
-        mem::size_of::<libc::c_int>() as libc::socklen_t,
-    ))?;
+    set_int_option(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
     let (storage, len) = to_sockaddr(&addr);
     syscall!(bind(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len))?;
     syscall!(listen(fd.as_raw_fd(), backlog))?;
@@ -180,12 +173,21 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 /// Turns on `TCP_INQ` (Linux 4.18): from now on each [`recv_inq`] on this TCP socket also
 /// reports how many bytes are still queued. Fails with `ENOPROTOOPT` on older kernels.
 pub fn set_tcp_inq(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let one: libc::c_int = 1;
+    set_int_option(fd, libc::SOL_TCP, libc::TCP_INQ, 1)
+}
+
+/// `setsockopt` for an option whose value is an `int`.
+fn set_int_option(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     syscall!(setsockopt(
         fd.as_raw_fd(),
-        libc::SOL_TCP,
-        libc::TCP_INQ,
-        (&one as *const libc::c_int).cast(),
+        level,
+        name,
+        (&value as *const libc::c_int).cast(),
         mem::size_of::<libc::c_int>() as libc::socklen_t,
     ))?;
     Ok(())
