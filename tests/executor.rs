@@ -313,6 +313,60 @@ fn many_cross_thread_wakes_all_arrive() {
     assert_eq!(done, TASKS);
 }
 
+/// A task and a thread wake each other in lockstep, 20,000 times. Each remote wake lands at
+/// a random point of the loop: while the task still runs, between the poll and the turn,
+/// while the loop drains the remote queue, or inside `epoll_wait`. A wake lost in any of
+/// those gaps would leave both sides waiting forever; the hang guard turns that into a
+/// failure instead of a stuck test.
+#[test]
+fn lockstep_wakes_from_another_thread_are_never_lost() {
+    const ROUNDS: u64 = 20_000;
+    #[derive(Default)]
+    struct Shared {
+        asked: std::sync::atomic::AtomicU64,
+        answered: std::sync::atomic::AtomicU64,
+        waker: Mutex<Option<Waker>>,
+    }
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let shared = Arc::new(Shared::default());
+        let answerer = {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                for i in 1..=ROUNDS {
+                    while shared.asked.load(Ordering::SeqCst) < i {
+                        std::hint::spin_loop();
+                    }
+                    shared.answered.store(i, Ordering::SeqCst);
+                    if let Some(w) = shared.waker.lock().unwrap().take() {
+                        w.wake();
+                    }
+                }
+            })
+        };
+        let rounds = mini::block_on(async move {
+            for i in 1..=ROUNDS {
+                shared.asked.store(i, Ordering::SeqCst);
+                poll_fn(|cx| {
+                    *shared.waker.lock().unwrap() = Some(cx.waker().clone());
+                    if shared.answered.load(Ordering::SeqCst) >= i {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
+                })
+                .await;
+            }
+            ROUNDS
+        });
+        answerer.join().unwrap();
+        done_tx.send(rounds).unwrap();
+    });
+    // Seconds normally; only a lost wake gets anywhere near the guard.
+    let rounds = done_rx.recv_timeout(std::time::Duration::from_secs(120)).expect("a remote wake was lost");
+    assert_eq!(rounds, ROUNDS);
+}
+
 #[test]
 fn repeated_wakes_before_a_task_runs_schedule_it_once() {
     let polls = Rc::new(Cell::new(0));
