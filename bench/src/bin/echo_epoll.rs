@@ -13,7 +13,13 @@
 //!
 //! ```text
 //! echo_epoll [ADDR]       # default 127.0.0.1:0; prints "listening on ADDR", serves until killed
+//! ECHO_EPOLL_ET=1 echo_epoll [ADDR]
 //! ```
+//!
+//! `ECHO_EPOLL_ET=1` is a diagnostic: it registers each connection the way mini (and mio)
+//! do, once, edge-triggered, for `EPOLLIN | EPOLLOUT | EPOLLRDHUP`, and reads until a short
+//! read or `EAGAIN`; everything else stays the same. It isolates what the registration style
+//! costs the kernel from what the runtime's own code costs.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -33,6 +39,8 @@ struct Conn {
 
 struct Server {
     epfd: RawFd,
+    /// `ECHO_EPOLL_ET=1`: register like mini (edge-triggered, both directions).
+    edge: bool,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
 }
@@ -76,7 +84,12 @@ impl Server {
                     self.conns.len() - 1
                 }
             };
-            ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN as u32, slot as u64)?;
+            let interest = if self.edge {
+                (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32
+            } else {
+                libc::EPOLLIN as u32
+            };
+            ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, interest, slot as u64)?;
         }
     }
 
@@ -104,8 +117,35 @@ impl Server {
         Ok(true)
     }
 
+    /// `ECHO_EPOLL_ET=1`: handles one edge: flush what is pending, then read and echo until
+    /// a short read or `EAGAIN` (no `epoll_ctl`: `EPOLLOUT` is always registered).
+    fn ready_edge(&mut self, slot: usize) -> io::Result<()> {
+        let Some(conn) = self.conns[slot].as_mut() else { return Ok(()) };
+        loop {
+            if !Self::flush(conn)? {
+                return Ok(()); // the next EPOLLOUT edge resumes here
+            }
+            // SAFETY: `buf` is valid for writes of BUF bytes.
+            let n = unsafe { libc::recv(conn.fd, conn.buf.as_mut_ptr().cast(), BUF, 0) };
+            match cvt(n) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => (conn.start, conn.end) = (0, n as usize),
+                Err(e) if would_block(&e) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if conn.end < BUF {
+                // A short read emptied the socket: echo it, and wait for the next edge.
+                return Self::flush(conn).map(|_| ());
+            }
+        }
+    }
+
     /// Handles one event on a connection; Err means "close it".
     fn ready(&mut self, slot: usize, events: u32) -> io::Result<()> {
+        if self.edge {
+            return self.ready_edge(slot);
+        }
         let epfd = self.epfd;
         let Some(conn) = self.conns[slot].as_mut() else { return Ok(()) };
         if conn.start < conn.end {
@@ -140,7 +180,8 @@ fn main() -> io::Result<()> {
     // SAFETY: epoll_create1 has no preconditions.
     let epfd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
     ctl(epfd, libc::EPOLL_CTL_ADD, listener.as_raw_fd(), libc::EPOLLIN as u32, LISTENER)?;
-    let mut server = Server { epfd, conns: Vec::new(), free: Vec::new() };
+    let edge = std::env::var_os("ECHO_EPOLL_ET").is_some_and(|v| v == "1");
+    let mut server = Server { epfd, edge, conns: Vec::new(), free: Vec::new() };
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
     loop {
         // SAFETY: `events` is valid for writes of its length.
