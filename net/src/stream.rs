@@ -14,10 +14,10 @@
 /// `AsyncRead`/`AsyncWrite`/`AsFd` impls, and the crate-private `poll_*_priv` methods that
 /// the halves share.
 macro_rules! stream_io {
-    // `short_read_clears`: whether this is TCP, where reads go through
-    // `Async::poll_read_tcp` (a short read, or TCP_INQ, proves the receive queue empty); false
-    // for Unix streams, whose reads also stop early at a message carrying file descriptors.
-    ($stream:ident, short_read_clears = $short:expr) => {
+    // `tcp`: TCP reads go through `Async::poll_read_tcp`, where a short read (or the
+    // TCP_INQ count) proves the receive queue empty. Unix streams cannot use that: their
+    // reads also stop early at a message carrying file descriptors.
+    ($stream:ident, tcp = $tcp:expr) => {
         impl $stream {
             /// Reads some bytes into `buf`; `Ok(0)` means the peer closed its write side.
             pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> mini_runtime::io::Read<'a, Self> {
@@ -58,7 +58,7 @@ macro_rules! stream_io {
                 cx: &mut std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                if $short {
+                if $tcp {
                     return self.io.poll_read_tcp(cx, buf);
                 }
                 let n = std::task::ready!(self.io.poll_io(cx, mini_runtime::io::Direction::Read, |s| {

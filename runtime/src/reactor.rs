@@ -64,6 +64,18 @@ mod bits {
     pub(super) const NO_INQ: u8 = 1 << 7;
 }
 
+/// Whether a TCP socket's reads report the bytes they left queued (see
+/// `Async::poll_read_tcp`): recorded in the sticky bits `INQ` and `NO_INQ`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Inq {
+    /// No read has filled its buffer yet, so `TCP_INQ` was never asked for.
+    NotTried,
+    /// `TCP_INQ` is on: reads use `recvmsg` and learn the count.
+    On,
+    /// The kernel refused `TCP_INQ`: full reads are followed by a probing `recv`.
+    Unsupported,
+}
+
 /// Which waiter an operation is: each has its own readiness condition and waiter list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -161,13 +173,19 @@ impl ScheduledIo {
         self.readiness.get() & dir.ready_mask() != 0
     }
 
-    /// Whether `TCP_INQ` is on for this socket, and whether it has been tried at all.
-    pub(crate) fn inq(&self) -> (bool, bool) {
+    /// Where this socket stands with `TCP_INQ`.
+    pub(crate) fn inq(&self) -> Inq {
         let r = self.readiness.get();
-        (r & bits::INQ != 0, r & (bits::INQ | bits::NO_INQ) != 0)
+        if r & bits::INQ != 0 {
+            Inq::On
+        } else if r & bits::NO_INQ != 0 {
+            Inq::Unsupported
+        } else {
+            Inq::NotTried
+        }
     }
 
-    /// Records the outcome of turning on `TCP_INQ`.
+    /// Records the outcome of turning on `TCP_INQ` (sticky).
     pub(crate) fn set_inq(&self, on: bool) {
         let bit = if on { bits::INQ } else { bits::NO_INQ };
         self.readiness.set(self.readiness.get() | bit);
@@ -222,9 +240,10 @@ impl ScheduledIo {
                 0 => {}
                 // The usual case: one task waits. Popped, so the list keeps its allocation.
                 1 => {
-                    let waker = list.pop();
-                    drop(list);
-                    waker.into_iter().for_each(Waker::wake);
+                    if let Some(waker) = list.pop() {
+                        drop(list);
+                        waker.wake();
+                    }
                 }
                 _ => {
                     let mut all = std::mem::take(&mut *list);

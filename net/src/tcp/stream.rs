@@ -41,7 +41,7 @@ pub struct TcpStream {
     io: Async<std::net::TcpStream>,
 }
 
-crate::stream::stream_io!(TcpStream, short_read_clears = true);
+crate::stream::stream_io!(TcpStream, tcp = true);
 
 impl TcpStream {
     /// Opens a connection to `addr`, trying each resolved address in turn.

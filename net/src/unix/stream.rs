@@ -53,7 +53,7 @@ pub struct UnixStream {
     io: Async<std::os::unix::net::UnixStream>,
 }
 
-crate::stream::stream_io!(UnixStream, short_read_clears = false);
+crate::stream::stream_io!(UnixStream, tcp = false);
 
 impl UnixStream {
     /// Connects to the listener at `path`.

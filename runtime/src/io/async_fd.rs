@@ -10,7 +10,7 @@ use std::task::{ready, Context, Poll};
 
 use crate::context;
 use crate::coop;
-use crate::reactor::{Direction, Reactor, ScheduledIo};
+use crate::reactor::{Direction, Inq, Reactor, ScheduledIo};
 use crate::sys;
 
 /// An fd registered with the current runtime's reactor.
@@ -247,9 +247,9 @@ impl<T: AsFd> Async<T> {
     /// Only for TCP sockets; EINTR is retried, and the budget is spent as in
     /// [`poll_io`](Self::poll_io).
     pub fn poll_read_tcp(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let (inq_on, inq_tried) = self.source.inq();
+        let inq = self.source.inq();
         let (n, queued) = ready!(self.poll_io(cx, super::Direction::Read, |s| {
-            if inq_on {
+            if inq == Inq::On {
                 sys::recv_inq(s.as_fd(), buf)
             } else {
                 sys::recv(s.as_fd(), buf).map(|n| (n, None))
@@ -261,7 +261,7 @@ impl<T: AsFd> Async<T> {
             Some(_) => self.note_read(n, len),
             None => {
                 self.note_stream_read(n, len);
-                if n == len && len > 0 && !inq_tried {
+                if n == len && len > 0 && inq == Inq::NotTried {
                     self.source.set_inq(sys::set_tcp_inq(self.as_fd()).is_ok());
                 }
             }
@@ -378,7 +378,8 @@ mod tests {
                 assert_eq!(read(&ours, &mut buf).await, 4096);
                 assert!(buf.iter().all(|&b| b == round), "round {round}: wrong bytes");
             }
-            assert_eq!(ours.source.inq().0, supported, "TCP_INQ turned on after the first full read");
+            let expected = if supported { Inq::On } else { Inq::Unsupported };
+            assert_eq!(ours.source.inq(), expected, "TCP_INQ asked for after the first full read");
             // The second read used recvmsg and learned that nothing was left.
             assert_eq!(!ours.source.is_ready(Direction::Read), supported);
         });
