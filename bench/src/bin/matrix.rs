@@ -330,22 +330,19 @@ fn idle(opts: &Opts, targets: &mut Targets) {
 /// Pause between round trips while tracing (see loadgen's `--think`).
 const THINK_MS: &str = "0.3";
 
+/// loadgen's arguments for a traced server (strace, valgrind): one connection, 64 B,
+/// `rounds` round trips `THINK_MS` apart.
+fn paced_load_args(addr: &str, rounds: u64) -> Vec<String> {
+    let rounds = rounds.to_string();
+    strs(&[addr, "--conns", "1", "--len", "64", "--rounds", &rounds, "--think", THINK_MS])
+}
+
 /// Syscall name → calls per round trip, for one server, counted by `strace -c -f` between
 /// loadgen's READY and DONE (so without connection setup or teardown).
 fn strace_one(opts: &Opts, name: &str, rounds: u64) -> Option<Vec<(String, f64)>> {
     let server = Server::start(opts, name);
-    let args = strs(&[
-        &server.addr,
-        "--conns",
-        "1",
-        "--len",
-        "64",
-        "--rounds",
-        &rounds.to_string(),
-        "--think",
-        THINK_MS,
-        "--hold",
-    ]);
+    let mut args = paced_load_args(&server.addr, rounds);
+    args.push("--hold".into());
     let mut load = bench_cmd(opts, Some("1"), "loadgen")
         .args(args)
         .stdin(Stdio::piped())
@@ -453,17 +450,7 @@ fn instructions(opts: &Opts, name: &str, rounds: u64) -> Option<f64> {
     let err_file = opts.tmp(&format!("valgrind-{name}.txt"));
     let wrapper = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"];
     let server = Server::start_under(opts, name, &wrapper, Stdio::from(File::create(&err_file).ok()?));
-    let args = strs(&[
-        &server.addr,
-        "--conns",
-        "1",
-        "--len",
-        "64",
-        "--rounds",
-        &rounds.to_string(),
-        "--think",
-        THINK_MS,
-    ]);
+    let args = paced_load_args(&server.addr, rounds);
     run_bin(opts, Some("1"), "loadgen", &args, &format!("valgrind {name}"));
     server.stop(libc::SIGTERM); // valgrind prints its summary on a fatal signal too
     let text = std::fs::read_to_string(&err_file).ok()?;
