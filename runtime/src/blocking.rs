@@ -27,9 +27,14 @@
 //! 3. A panic reaches the `JoinHandle` the same way as in any task: `BlockingJob` re-raises
 //!    the payload with `resume_unwind` inside `Task::run`'s `catch_unwind`, which turns it
 //!    into `JoinError::Panic` with the original payload.
-//! 4. Shutdown never joins: dropping the runtime sets `shutdown`, drops the queued jobs and
-//!    wakes every idle thread so it exits at once. A busy thread finishes its closure (a
-//!    running closure cannot be interrupted), drops the result and exits.
+//! 4. Shutdown waits only for threads outside user code: dropping the runtime sets `shutdown`,
+//!    drops the queued jobs, wakes every idle thread and joins each thread that is not inside
+//!    a closure (they exit within microseconds). Joining matters: a process that exits right
+//!    after the runtime is dropped would otherwise cut those threads off halfway through the C
+//!    library's per-thread cleanup. A thread running a closure is not waited for (a running
+//!    closure cannot be interrupted): it finishes, drops the result and exits on its own.
+//!    So that a task woken by its job's result cannot end its runtime before the pool counts
+//!    the thread as out of the closure, the thread leaves `running` *before* it wakes the task.
 //! 5. A job whose task is gone (aborted, or its runtime dropped) before a thread takes it
 //!    is skipped: the job holds the only other reference to its `Slot`, which is how it knows.
 //!
@@ -43,7 +48,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
-use std::thread;
+use std::thread::{self, JoinHandle as ThreadHandle, ThreadId};
 use std::time::Duration;
 
 use crate::context;
@@ -61,7 +66,9 @@ pub(crate) const MAX_BLOCKING_THREADS: usize = 64;
 /// program is back to zero pool threads soon after.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+/// A queued closure. It stores its result in its `Slot` and returns the waker of the task that
+/// awaits it; the pool thread wakes that task once it counts itself out of the job (invariant 4).
+type Job = Box<dyn FnOnce() -> Option<Waker> + Send + 'static>;
 
 /// One runtime's blocking pool. The runtime's `Core` owns it; its threads share `Inner`.
 pub(crate) struct Pool {
@@ -72,6 +79,8 @@ struct Inner {
     state: Mutex<State>,
     /// Signalled when a job is queued (one idle thread) or at shutdown (all of them).
     condvar: Condvar,
+    /// Signalled when a thread exits; `shutdown` waits on it.
+    exited: Condvar,
 }
 
 struct State {
@@ -80,7 +89,13 @@ struct State {
     threads: usize,
     /// Threads waiting on the condvar for a job.
     idle: usize,
+    /// Threads inside a job's closure, where user code runs.
+    running: usize,
     shutdown: bool,
+    /// Handles of the threads started and not yet reaped; joined or detached at shutdown.
+    handles: Vec<ThreadHandle<()>>,
+    /// Threads that have left `worker`, by id, whose handles are still in `handles`.
+    gone: Vec<ThreadId>,
 }
 
 impl fmt::Debug for Pool {
@@ -89,6 +104,7 @@ impl fmt::Debug for Pool {
         f.debug_struct("Pool")
             .field("threads", &state.threads)
             .field("idle", &state.idle)
+            .field("running", &state.running)
             .field("queued", &state.queue.len())
             .field("shutdown", &state.shutdown)
             .finish()
@@ -105,8 +121,17 @@ impl Inner {
 
 impl Pool {
     pub(crate) fn new() -> Pool {
-        let state = State { queue: VecDeque::new(), threads: 0, idle: 0, shutdown: false };
-        Pool { inner: Arc::new(Inner { state: Mutex::new(state), condvar: Condvar::new() }) }
+        let state = State {
+            queue: VecDeque::new(),
+            threads: 0,
+            idle: 0,
+            running: 0,
+            shutdown: false,
+            handles: Vec::new(),
+            gone: Vec::new(),
+        };
+        let inner = Inner { state: Mutex::new(state), condvar: Condvar::new(), exited: Condvar::new() };
+        Pool { inner: Arc::new(inner) }
     }
 
     /// Queues `job`, waking an idle thread or starting a new one (invariant 1).
@@ -132,15 +157,25 @@ impl Pool {
 
         let inner = self.inner.clone();
         let spawned = thread::Builder::new().name("mini-blocking".into()).spawn(move || worker(&inner));
-        if let Err(e) = spawned {
-            let mut state = self.inner.lock();
-            state.threads -= 1;
-            if state.threads == 0 {
-                // No thread will ever run the queue: failing loudly beats a task that hangs.
-                drop(state);
-                panic!("mini: failed to start a blocking-pool thread: {e}");
+        let mut state = self.inner.lock();
+        match spawned {
+            Ok(handle) => {
+                // Threads that ended on their keep-alive are detached here, so `handles` holds
+                // at most the live threads plus those gone since the last thread started.
+                let State { handles, gone, .. } = &mut *state;
+                handles.retain(|h| !gone.contains(&h.thread().id()));
+                gone.clear();
+                handles.push(handle);
             }
-            // Otherwise the job stays queued for a thread that is already running.
+            Err(e) => {
+                state.threads -= 1;
+                if state.threads == 0 {
+                    // No thread will ever run the queue: failing loudly beats a task that hangs.
+                    drop(state);
+                    panic!("mini: failed to start a blocking-pool thread: {e}");
+                }
+                // Otherwise the job stays queued for a thread that is already running.
+            }
         }
     }
 
@@ -149,8 +184,23 @@ impl Pool {
         let mut state = self.inner.lock();
         state.shutdown = true;
         let queued = std::mem::take(&mut state.queue);
-        drop(state);
         self.inner.condvar.notify_all();
+        // Every thread outside a job is idle or about to take the lock: it sees `shutdown`
+        // and leaves at once, so this wait is short and never waits on user code.
+        state = self
+            .inner
+            .exited
+            .wait_while(state, |s| s.threads > s.running)
+            .unwrap_or_else(PoisonError::into_inner);
+        let gone = std::mem::take(&mut state.gone);
+        let handles = std::mem::take(&mut state.handles);
+        drop(state);
+        for handle in handles {
+            if gone.contains(&handle.thread().id()) {
+                // It has left `worker`; the join waits for the OS thread to finish exiting.
+                let _ = handle.join();
+            } // else it is running a closure: dropping the handle detaches it
+        }
         // Outside the lock: dropping a closure runs user destructors, which may panic.
         for job in queued {
             let _ = catch_unwind(AssertUnwindSafe(move || drop(job)));
@@ -163,11 +213,20 @@ fn worker(inner: &Inner) {
     let mut state = inner.lock();
     loop {
         if let Some(job) = state.queue.pop_front() {
+            state.running += 1;
             drop(state);
             // `spawn_blocking` already catches the closure's panic; this catches a panicking
             // destructor of its captures or result, so the thread survives and stays counted.
-            let _ = catch_unwind(AssertUnwindSafe(job));
+            let waker = catch_unwind(AssertUnwindSafe(job)).ok().flatten();
             state = inner.lock();
+            state.running -= 1;
+            if let Some(waker) = waker {
+                // Out of `running` first (invariant 4), and woken outside the lock: the
+                // runtime thread may poll the task, and even drop the runtime, at once.
+                drop(state);
+                waker.wake();
+                state = inner.lock();
+            }
             continue;
         }
         if state.shutdown {
@@ -185,6 +244,8 @@ fn worker(inner: &Inner) {
         }
     }
     state.threads -= 1;
+    state.gone.push(thread::current().id());
+    inner.exited.notify_all();
 }
 
 /// Where a pool thread leaves the closure's result for the task that awaits it.
@@ -232,7 +293,8 @@ impl<T> Future for BlockingJob<T> {
 /// A running closure cannot be stopped. [`JoinHandle::abort`] (or dropping the runtime) stops
 /// the wait: the handle reports a cancellation, and when the closure returns its result is
 /// dropped on the pool thread. A job that no thread has picked up yet is skipped. Dropping
-/// the runtime does not wait for running closures either.
+/// the runtime does not wait for running closures either (it does wait, briefly, for its idle
+/// pool threads to exit).
 ///
 /// # Panics
 ///
@@ -263,18 +325,12 @@ where
         // The awaiting task holds the other reference; once it is gone (aborted, or the
         // runtime dropped) nobody can see the result, so a job not yet started is skipped.
         if Arc::strong_count(&job_slot) == 1 {
-            return;
+            return None;
         }
         let result = catch_unwind(AssertUnwindSafe(f));
-        let waker = {
-            let mut slot = job_slot.lock().unwrap_or_else(PoisonError::into_inner);
-            slot.result = Some(result);
-            slot.waker.take()
-        };
-        // Woken outside the lock: the runtime thread may poll the task at once.
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        let mut slot = job_slot.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.result = Some(result);
+        slot.waker.take() // the pool thread wakes it (invariant 4)
     });
     let spawned_at = Location::caller();
     let spawned = context::with_current(|core| {

@@ -409,7 +409,7 @@ impl Drop for Runtime {
         // Task destructors may spawn or create sockets: let them find this runtime.
         let _enter = context::enter_for_shutdown(&self.core);
         self.core.shutdown();
-        // Idle pool threads exit now; busy ones finish their closure, unwaited for.
+        // Idle pool threads exit now and are joined; busy ones finish their closure, unwaited for.
         self.core.blocking.shutdown();
         if let Some(trace) = self.core.trace.get() {
             trace.finish();
