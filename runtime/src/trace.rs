@@ -34,6 +34,7 @@ use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::executor::REMOTE_SPIN;
 use crate::sys::ev;
 use crate::task::TaskInfo;
 
@@ -269,6 +270,17 @@ impl Tracer {
         self.line(format_args!("  event: eventfd (a wake from another thread)"));
         if self.is_chrome() {
             self.chrome_instant(LOOP_TRACK, "eventfd", "");
+        }
+    }
+
+    pub(crate) fn remote_spin(&self, caught: bool) {
+        if caught {
+            self.line(format_args!("spin: a wake from another thread came, no sleep"));
+        } else {
+            self.line(format_args!("spin: no wake from another thread within {REMOTE_SPIN:?}"));
+        }
+        if self.is_chrome() {
+            self.chrome_instant(LOOP_TRACK, "spin", &format!("\"caught\":{caught}"));
         }
     }
 
