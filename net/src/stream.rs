@@ -14,10 +14,41 @@
 /// `AsyncRead`/`AsyncWrite`/`AsFd` impls, and the crate-private `poll_*_priv` methods that
 /// the halves share.
 macro_rules! stream_io {
-    // `tcp`: TCP reads go through `Async::poll_read_tcp`, where a short read (or the
-    // TCP_INQ count) proves the receive queue empty. Unix streams cannot use that: their
-    // reads also stop early at a message carrying file descriptors.
-    ($stream:ident, tcp = $tcp:expr) => {
+    // `tcp`: TCP reads go through `Async::poll_read_tcp` (defined for `Async<TcpStream>`
+    // alone), where a short read (or the TCP_INQ count) proves the receive queue empty.
+    // `unix`: Unix streams cannot use that, since their reads also stop early at a message
+    // carrying file descriptors; they read with `recv` and record only end of stream.
+    ($stream:ident, tcp) => {
+        $crate::stream::stream_io!(@common $stream);
+
+        impl $stream {
+            pub(crate) fn poll_read_priv(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.io.poll_read_tcp(cx, buf)
+            }
+        }
+    };
+    ($stream:ident, unix) => {
+        $crate::stream::stream_io!(@common $stream);
+
+        impl $stream {
+            pub(crate) fn poll_read_priv(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let n = std::task::ready!(self.io.poll_io(cx, mini_runtime::io::Direction::Read, |s| {
+                    mini_runtime::socket::recv(std::os::fd::AsFd::as_fd(s), buf)
+                }))?;
+                self.io.note_read(n, buf.len());
+                std::task::Poll::Ready(Ok(n))
+            }
+        }
+    };
+    (@common $stream:ident) => {
         impl $stream {
             /// Reads some bytes into `buf`; `Ok(0)` means the peer closed its write side.
             pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> mini_runtime::io::Read<'a, Self> {
@@ -50,23 +81,8 @@ macro_rules! stream_io {
                 self.io.get_ref().shutdown(how)
             }
 
-            // The shared implementation of every read and write, used by the stream and its
-            // halves.
-
-            pub(crate) fn poll_read_priv(
-                &self,
-                cx: &mut std::task::Context<'_>,
-                buf: &mut [u8],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                if $tcp {
-                    return self.io.poll_read_tcp(cx, buf);
-                }
-                let n = std::task::ready!(self.io.poll_io(cx, mini_runtime::io::Direction::Read, |s| {
-                    mini_runtime::socket::recv(std::os::fd::AsFd::as_fd(s), buf)
-                }))?;
-                self.io.note_read(n, buf.len());
-                std::task::Poll::Ready(Ok(n))
-            }
+            // The shared implementation of every write, used by the stream and its halves
+            // (`poll_read_priv` is defined per socket type, above).
 
             pub(crate) fn poll_write_priv(
                 &self,

@@ -8,6 +8,7 @@
 //! |--------------|-----------------------------------------------------------------------|
 //! | `sys`        | the only code that calls libc: epoll, eventfd, sockets                |
 //! | `reactor`    | one epoll instance; turns events into wakes of the waiting tasks      |
+//! | `waiters`    | the tasks waiting on one fd; a wait given up leaves the list at once  |
 //! | `task`       | a spawned future, its `Waker`, its [`JoinHandle`]                     |
 //! | `executor`   | the message loop: run ready tasks, then `epoll_wait`, repeat          |
 //! | `blocking`   | helper threads for [`spawn_blocking`]: blocking work off the loop     |
@@ -32,6 +33,7 @@ mod sys;
 mod task;
 pub mod time;
 mod trace;
+mod waiters;
 
 pub use blocking::spawn_blocking;
 pub use executor::{block_on, spawn, Builder, Runtime, TaskBuilder, DEFAULT_SLOW_POLL_THRESHOLD};
@@ -41,7 +43,7 @@ pub use task::{yield_now, JoinError, JoinHandle};
 /// `SOCK_NONBLOCK | SOCK_CLOEXEC`, all sends with `MSG_NOSIGNAL`).
 pub mod socket {
     pub use crate::sys::{
-        accept, recv, recv_inq, send, set_owner, set_tcp_inq, tcp_connect, tcp_listen, udp_bind, unix_accept,
-        unix_connect, unix_listen, unix_pair, unix_socket,
+        accept, connect, recv, recv_inq, send, set_owner, set_tcp_inq, tcp_connect, tcp_listen, tcp_socket,
+        udp_bind, unix_accept, unix_connect, unix_listen, unix_pair, unix_socket,
     };
 }

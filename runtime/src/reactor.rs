@@ -28,12 +28,13 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::slab::Slab;
 use crate::sys::{ev, Epoll, Event};
 use crate::trace::Trace;
+use crate::waiters::Waiters;
 
 /// The token reserved for the cross-thread eventfd. Slab keys never reach it: that would
 /// need generation `u32::MAX` *and* index `u32::MAX`, and the slab stops short of that index.
@@ -47,25 +48,30 @@ const EVENTS_PER_WAIT: usize = 1024;
 mod bits {
     pub(super) const READABLE: u8 = 1 << 0;
     pub(super) const WRITABLE: u8 = 1 << 1;
-    /// The peer shut down its write side (EPOLLRDHUP) or hung up. Sticky: a closed stream
-    /// never opens again, so this bit is never cleared.
+    /// The peer shut down its write side (EPOLLRDHUP) or hung up. Sticky while the kernel
+    /// says so: see `ScheduledIo::set_readiness`.
     pub(super) const READ_CLOSED: u8 = 1 << 2;
-    /// The connection hung up entirely (EPOLLHUP). Sticky, like `READ_CLOSED`.
+    /// The connection hung up entirely (EPOLLHUP). Sticky like `READ_CLOSED`.
     pub(super) const WRITE_CLOSED: u8 = 1 << 3;
     /// EPOLLERR: the next operation will report the error. Cleared with the direction bits.
     pub(super) const ERROR: u8 = 1 << 4;
+}
+
+/// Facts about the socket, kept apart from readiness: nothing that clears readiness may
+/// touch them, and they never wake anyone.
+mod facts {
     /// EPOLLPRI was seen: TCP urgent data, where a read stops short at the urgent mark with
-    /// data still queued behind it. Sticky: the short-read shortcut is off for this socket.
-    pub(super) const URGENT: u8 = 1 << 5;
-    /// Not readiness but a fact about the socket, sticky like `URGENT`: `TCP_INQ` is on, so
-    /// each read reports how many bytes it left queued (see `Async::poll_read_tcp`).
-    pub(super) const INQ: u8 = 1 << 6;
+    /// data still queued behind it. The short-read shortcut is off for this socket for good.
+    pub(super) const URGENT: u8 = 1 << 0;
+    /// `TCP_INQ` is on: each read reports how many bytes it left queued (see
+    /// `Async::poll_read_tcp`).
+    pub(super) const INQ: u8 = 1 << 1;
     /// Turning on `TCP_INQ` failed (an old kernel): do not try again.
-    pub(super) const NO_INQ: u8 = 1 << 7;
+    pub(super) const NO_INQ: u8 = 1 << 2;
 }
 
 /// Whether a TCP socket's reads report the bytes they left queued (see
-/// `Async::poll_read_tcp`): recorded in the sticky bits `INQ` and `NO_INQ`.
+/// `Async::poll_read_tcp`): recorded in the facts `INQ` and `NO_INQ`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Inq {
     /// No read has filled its buffer yet, so `TCP_INQ` was never asked for.
@@ -83,9 +89,13 @@ pub enum Direction {
     Read,
     /// Waits until a write would make progress (buffer space, or an error).
     Write,
-    /// Waits until the peer has closed or reset the connection; consumes nothing.
+    /// Waits until the peer has closed or reset the connection; consumes nothing. A
+    /// readiness to wait for, not an operation: [`Async::poll_io`](crate::io::Async::poll_io)
+    /// refuses it.
     Closed,
 }
+
+const DIRECTIONS: [Direction; 3] = [Direction::Read, Direction::Write, Direction::Closed];
 
 impl Direction {
     /// The bits that make this direction ready.
@@ -97,7 +107,7 @@ impl Direction {
         }
     }
 
-    fn slot(self) -> usize {
+    pub(crate) fn slot(self) -> usize {
         self as usize
     }
 }
@@ -111,11 +121,11 @@ pub(crate) struct ScheduledIo {
     /// For traces only: the reactor never keys anything by fd.
     fd: RawFd,
     readiness: Cell<u8>,
-    /// The tasks waiting in each direction (`Direction as usize`): a reader and a writer
-    /// wait at the same time (split halves), and several tasks may wait in one direction
-    /// (two owned halves both awaiting `peer_closed`). Almost always zero or one entry; an
-    /// entry leaves the list when its task is woken.
-    waiters: [RefCell<Vec<Waker>>; 3],
+    /// `facts::*`: what mini learned about the socket, not whether it is ready.
+    facts: Cell<u8>,
+    /// The tasks waiting on this fd: one slot per direction for the poll methods, and one
+    /// entry per waiting future, removed when the future is dropped (see `waiters.rs`).
+    waiters: RefCell<Waiters>,
 }
 
 impl fmt::Debug for ScheduledIo {
@@ -123,27 +133,59 @@ impl fmt::Debug for ScheduledIo {
         f.debug_struct("ScheduledIo")
             .field("token", &self.token)
             .field("readiness", &self.readiness.get())
+            .field("facts", &self.facts.get())
             .finish()
     }
 }
 
 impl ScheduledIo {
-    /// Ready now, or stores the task's waker and returns `Pending`.
+    #[inline]
+    fn is_ready_in(&self, dir: Direction) -> bool {
+        self.readiness.get() & dir.ready_mask() != 0
+    }
+
+    /// Ready now, or stores the task's waker in the poll slot of `dir` and returns `Pending`.
+    /// For the poll methods: the last task to poll is the one woken.
     #[inline]
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<()> {
-        if self.readiness.get() & dir.ready_mask() != 0 {
+        if self.is_ready_in(dir) {
             return Poll::Ready(());
         }
-        let mut waiters = self.waiters[dir.slot()].borrow_mut();
-        // A task polling again finds its waker already there: no clone, no growth.
-        if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
-            waiters.push(cx.waker().clone());
-        }
+        self.waiters.borrow_mut().set_slot(dir, cx.waker());
         Poll::Pending
     }
 
+    /// Ready now, or stores the task's waker in the future's own entry (`key`, created on
+    /// the first wait) and returns `Pending`. The future must call [`remove_waiter`] with
+    /// the key when it is dropped.
+    ///
+    /// [`remove_waiter`]: ScheduledIo::remove_waiter
+    pub(crate) fn poll_ready_entry(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        key: &mut Option<usize>,
+    ) -> Poll<()> {
+        if self.is_ready_in(dir) {
+            return Poll::Ready(());
+        }
+        *key = Some(self.waiters.borrow_mut().set_entry(*key, dir, cx.waker()));
+        Poll::Pending
+    }
+
+    /// A waiting future is dropped: its entry leaves the list now.
+    pub(crate) fn remove_waiter(&self, key: usize) {
+        let waker = self.waiters.borrow_mut().remove(key);
+        drop(waker); // outside the borrow: dropping a waker may run arbitrary code
+    }
+
+    /// How many places the waiter lists hold (for tests: a given-up wait leaves none).
+    pub(crate) fn waiter_count(&self) -> usize {
+        self.waiters.borrow().len()
+    }
+
     /// The operation returned `WouldBlock`: forget the readiness of that direction until the
-    /// next edge. Sticky close bits stay.
+    /// next edge. Close bits stay.
     #[inline]
     pub(crate) fn clear(&self, dir: Direction) {
         let mask = match dir {
@@ -159,10 +201,11 @@ impl ScheduledIo {
     /// byte that arrives after the read raises a new edge. Not done once the peer has closed
     /// (no further edge will come, and the next read must see end-of-stream), nor on a socket
     /// that has had urgent data (a read stops short at the urgent mark, data queued behind).
+    /// Only `Async<TcpStream>` reaches this (see `Async::poll_read_tcp`).
     #[inline]
     pub(crate) fn clear_read_after_short_read(&self) {
         let r = self.readiness.get();
-        if r & (bits::READ_CLOSED | bits::ERROR | bits::URGENT) == 0 {
+        if r & (bits::READ_CLOSED | bits::ERROR) == 0 && self.facts.get() & facts::URGENT == 0 {
             self.readiness.set(r & !bits::READABLE);
         }
     }
@@ -170,25 +213,25 @@ impl ScheduledIo {
     /// Whether the readiness bits say `dir` is ready (for tests).
     #[cfg(test)]
     pub(crate) fn is_ready(&self, dir: Direction) -> bool {
-        self.readiness.get() & dir.ready_mask() != 0
+        self.is_ready_in(dir)
     }
 
     /// Where this socket stands with `TCP_INQ`.
     pub(crate) fn inq(&self) -> Inq {
-        let r = self.readiness.get();
-        if r & bits::INQ != 0 {
+        let f = self.facts.get();
+        if f & facts::INQ != 0 {
             Inq::On
-        } else if r & bits::NO_INQ != 0 {
+        } else if f & facts::NO_INQ != 0 {
             Inq::Unsupported
         } else {
             Inq::NotTried
         }
     }
 
-    /// Records the outcome of turning on `TCP_INQ` (sticky).
+    /// Records the outcome of turning on `TCP_INQ` (for good).
     pub(crate) fn set_inq(&self, on: bool) {
-        let bit = if on { bits::INQ } else { bits::NO_INQ };
-        self.readiness.set(self.readiness.get() | bit);
+        let fact = if on { facts::INQ } else { facts::NO_INQ };
+        self.facts.set(self.facts.get() | fact);
     }
 
     /// A read returned 0 bytes: the peer closed its write side. Recorded so `peer_closed`
@@ -200,6 +243,14 @@ impl ScheduledIo {
 
     /// Records the kernel's flags; returns the readiness bits they raised, for [`wake`].
     ///
+    /// The close bits follow the kernel. An edge-triggered event carries the fd's whole
+    /// current mask, and a connection that has hung up never reports anything but hung up
+    /// again, so an event *without* HUP after one with it means the earlier HUP was not a
+    /// close: a socket registered before it connected (Linux reports EPOLLHUP for a TCP
+    /// socket that is not connected yet, as in async-io's connect pattern) has connected
+    /// since. Its close bits are cleared, or `peer_closed` would resolve on a healthy
+    /// connection.
+    ///
     /// [`wake`]: ScheduledIo::wake
     fn set_readiness(&self, flags: u32) -> u8 {
         let mut new = 0;
@@ -207,7 +258,8 @@ impl ScheduledIo {
             new |= bits::READABLE;
         }
         if flags & ev::PRI != 0 {
-            new |= bits::READABLE | bits::URGENT;
+            new |= bits::READABLE;
+            self.facts.set(self.facts.get() | facts::URGENT);
         }
         if flags & ev::OUT != 0 {
             new |= bits::WRITABLE;
@@ -221,51 +273,44 @@ impl ScheduledIo {
         if flags & ev::ERR != 0 {
             new |= bits::READABLE | bits::WRITABLE | bits::ERROR;
         }
-        self.readiness.set(self.readiness.get() | new);
+        let mut r = self.readiness.get();
+        if flags & ev::HUP == 0 {
+            r &= !bits::WRITE_CLOSED;
+            if flags & ev::RDHUP == 0 {
+                r &= !bits::READ_CLOSED;
+            }
+        }
+        self.readiness.set(r | new);
         new
     }
 
-    /// Wakes the tasks waiting in every direction that the bits `new` make ready. The list
-    /// is taken out of its cell before any waker runs: a wake may run arbitrary code, even
+    /// Wakes the tasks waiting in every direction that the bits `new` make ready. Each
+    /// waker is taken out of the list before it runs: a wake may run arbitrary code, even
     /// code that waits on this source again.
     fn wake(&self, new: u8) {
-        for dir in [Direction::Read, Direction::Write, Direction::Closed] {
+        for dir in DIRECTIONS {
             if new & dir.ready_mask() == 0 {
                 continue;
             }
-            let cell = &self.waiters[dir.slot()];
-            let mut list = cell.borrow_mut();
-            match list.len() {
-                // Most events raise both directions (`IN | OUT`) while a task waits in one.
-                0 => {}
-                // The usual case: one task waits. Popped, so the list keeps its allocation.
-                1 => {
-                    if let Some(waker) = list.pop() {
-                        drop(list);
-                        waker.wake();
-                    }
-                }
-                _ => {
-                    let mut all = std::mem::take(&mut *list);
-                    drop(list);
-                    all.drain(..).for_each(Waker::wake);
-                    // Keep the allocation, unless a waker already registered anew.
-                    let mut slot = cell.borrow_mut();
-                    if slot.is_empty() {
-                        *slot = all;
-                    }
-                }
+            // The usual case: one task waits through a poll method, or nobody does (most
+            // events raise both directions while a task waits in one).
+            let slot = self.waiters.borrow_mut().take_slot(dir);
+            if let Some(waker) = slot {
+                waker.wake();
+            }
+            let mut from = 0;
+            while self.waiters.borrow().has_entries() {
+                let Some((waker, next)) = self.waiters.borrow_mut().take_entry(dir, from) else { break };
+                waker.wake();
+                from = next;
             }
         }
     }
 
     /// How many tasks `wake(new)` would wake (for the trace).
     fn waiting(&self, new: u8) -> usize {
-        [Direction::Read, Direction::Write, Direction::Closed]
-            .into_iter()
-            .filter(|dir| new & dir.ready_mask() != 0)
-            .map(|dir| self.waiters[dir.slot()].borrow().len())
-            .sum()
+        let waiters = self.waiters.borrow();
+        DIRECTIONS.into_iter().filter(|dir| new & dir.ready_mask() != 0).map(|dir| waiters.waiting(dir)).sum()
     }
 }
 
@@ -309,7 +354,8 @@ impl Reactor {
             token,
             fd: fd.as_raw_fd(),
             readiness: Cell::new(bits::READABLE | bits::WRITABLE),
-            waiters: Default::default(),
+            facts: Cell::new(0),
+            waiters: RefCell::default(),
         });
         self.epoll.add(fd, ev::IN | ev::OUT | ev::RDHUP | ev::PRI | ev::ET, token)?;
         sources.insert(io.clone());

@@ -1,13 +1,12 @@
 //! [`UnixStream`]: one connection over a Unix domain socket.
 
-use std::future::poll_fn;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use mini_runtime::io::{Async, Direction};
+use mini_runtime::io::Async;
 use mini_runtime::{socket, time};
 
 /// The first pause before retrying a connect that found the listener's backlog full; each
@@ -53,7 +52,7 @@ pub struct UnixStream {
     io: Async<std::os::unix::net::UnixStream>,
 }
 
-crate::stream::stream_io!(UnixStream, tcp = false);
+crate::stream::stream_io!(UnixStream, unix);
 
 impl UnixStream {
     /// Connects to the listener at `path`.
@@ -125,7 +124,7 @@ impl UnixStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub async fn peer_closed(&self) {
-        let _ = poll_fn(|cx| self.io.poll_ready(cx, Direction::Closed)).await;
+        let _ = self.io.peer_closed().await;
     }
 
     /// The remote address (unnamed for a client that did not bind, and for either end of a

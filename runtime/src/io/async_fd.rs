@@ -92,9 +92,17 @@ impl<T: AsFd> Async<T> {
     }
 
     /// Polls until the fd is ready in `dir`; on `Pending` the task is woken at the next edge.
+    ///
+    /// A poll method keeps one waker per direction (the last task to poll is the one woken,
+    /// as with tokio's `poll_read_ready`); futures that may be dropped before they resolve
+    /// should use [`readable`](Self::readable), [`writable`](Self::writable) or
+    /// [`peer_closed`](Self::peer_closed), which leave no waker behind. A ready result
+    /// spends one unit of the task's co-operative budget (see [`poll_io`](Self::poll_io)).
     pub fn poll_ready(&self, cx: &mut Context<'_>, dir: super::Direction) -> Poll<io::Result<()>> {
+        ready!(coop::poll_proceed(cx));
         let ready = self.source.poll_ready(cx, dir);
         if ready.is_pending() {
+            coop::refund();
             self.check_runtime();
         }
         ready.map(Ok)
@@ -148,7 +156,7 @@ impl<T: AsFd> Async<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn readable(&self) -> Readable<'_, T> {
-        Readable { io: self }
+        Readable(Ready::new(self, Direction::Read))
     }
 
     /// Waits until the fd is writable (or an error is pending).
@@ -165,7 +173,33 @@ impl<T: AsFd> Async<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn writable(&self) -> Writable<'_, T> {
-        Writable { io: self }
+        Writable(Ready::new(self, Direction::Write))
+    }
+
+    /// Waits until the peer has closed its side or hung up (EPOLLRDHUP or EPOLLHUP, or a read
+    /// that returned end of stream), without reading anything.
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    ///
+    /// mini::block_on(async {
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     let b = mini::io::Async::new(b)?;
+    ///     drop(a);
+    ///     b.peer_closed().await?;
+    ///     Ok::<(), std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn peer_closed(&self) -> PeerClosed<'_, T> {
+        PeerClosed(Ready::new(self, Direction::Closed))
+    }
+
+    /// How many wakers and waiting futures this fd's waiter lists hold. A diagnostic for
+    /// tests: a wait that was given up must not leave one behind.
+    #[doc(hidden)]
+    pub fn waiter_count(&self) -> usize {
+        self.source.waiter_count()
     }
 
     /// Runs the non-blocking operation `op` when the fd is ready in `dir`, until it returns
@@ -173,18 +207,44 @@ impl<T: AsFd> Async<T> {
     ///
     /// Every completed operation spends one unit of the task's cooperative budget; when the
     /// budget is spent this returns `Pending` and reschedules the task, so one busy socket
-    /// cannot starve the other tasks. `Interrupted` (EINTR) is retried.
+    /// cannot starve the other tasks. `Interrupted` (EINTR) is retried. Like
+    /// [`poll_ready`](Self::poll_ready), it keeps one waker per direction.
+    ///
+    /// # Panics
+    ///
+    /// If `dir` is [`Direction::Closed`](super::Direction::Closed): that is a readiness to
+    /// wait for, not an operation, and nothing would ever clear it (use
+    /// [`peer_closed`](Self::peer_closed)).
+    #[inline]
     pub fn poll_io<R>(
         &self,
         cx: &mut Context<'_>,
         dir: super::Direction,
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
-        if coop::poll_proceed(cx).is_pending() {
-            return Poll::Pending;
+        self.poll_op(cx, dir, None, &mut op)
+    }
+
+    /// `poll_io`, waiting in the poll slot of `dir` (`waiter == None`) or in a future's own
+    /// entry.
+    #[inline]
+    fn poll_op<R>(
+        &self,
+        cx: &mut Context<'_>,
+        dir: super::Direction,
+        mut waiter: Option<&mut Waiter<'_>>,
+        op: &mut impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        if dir == Direction::Closed {
+            closed_is_not_an_operation();
         }
+        ready!(coop::poll_proceed(cx));
         loop {
-            if self.source.poll_ready(cx, dir).is_pending() {
+            let ready = match waiter.as_deref_mut() {
+                Some(waiter) => waiter.poll_ready(cx),
+                None => self.source.poll_ready(cx, dir),
+            };
+            if ready.is_pending() {
                 coop::refund();
                 self.check_runtime();
                 return Poll::Pending;
@@ -197,14 +257,18 @@ impl<T: AsFd> Async<T> {
         }
     }
 
-    /// Runs `op` until the fd is readable and it does not return `WouldBlock`.
+    /// Runs `op` until the fd is readable and it does not return `WouldBlock`. Dropping the
+    /// future before it resolves leaves no waker behind.
     pub async fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        poll_fn(|cx| self.poll_io(cx, super::Direction::Read, &mut op)).await
+        let mut waiter = Waiter::new(&self.source, Direction::Read);
+        poll_fn(|cx| self.poll_op(cx, Direction::Read, Some(&mut waiter), &mut op)).await
     }
 
-    /// Runs `op` until the fd is writable and it does not return `WouldBlock`.
+    /// Runs `op` until the fd is writable and it does not return `WouldBlock`. Dropping the
+    /// future before it resolves leaves no waker behind.
     pub async fn write_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        poll_fn(|cx| self.poll_io(cx, super::Direction::Write, &mut op)).await
+        let mut waiter = Waiter::new(&self.source, Direction::Write);
+        poll_fn(|cx| self.poll_op(cx, Direction::Write, Some(&mut waiter), &mut op)).await
     }
 
     /// Forgets the readiness in `dir` until the next edge. For an operation that learned it
@@ -214,6 +278,18 @@ impl<T: AsFd> Async<T> {
         self.source.clear(dir);
     }
 
+    /// For other stream fds: after a read of `n` bytes into a buffer of `len`, record only
+    /// what is always true: `n == 0` (with `len > 0`) means end of stream, which lets
+    /// `peer_closed`-style waits resolve.
+    pub fn note_read(&self, n: usize, len: usize) {
+        if n == 0 && len > 0 {
+            self.source.mark_read_closed();
+        }
+    }
+}
+
+/// The TCP-only read path: the shortcuts here are sound only for TCP stream sockets.
+impl Async<std::net::TcpStream> {
     /// For TCP streams: after a read of `n` bytes into a buffer of `len`, record what the
     /// read proved. `n == 0` (with `len > 0`) means the peer closed its write side;
     /// `0 < n < len` means the receive buffer is empty, so the readiness is cleared now
@@ -221,10 +297,10 @@ impl<T: AsFd> Async<T> {
     ///
     /// Only for TCP, where any new byte raises a new epoll edge and a read stops short only
     /// when the buffer is empty or at an urgent (out-of-band) mark; the reactor disables the
-    /// shortcut for good on a socket once it has reported urgent data (EPOLLPRI). Not for
+    /// shortcut for good on a socket once it has reported urgent data (EPOLLPRI). Wrong for
     /// Unix streams (a read stops at a message carrying fds), ttys, or pipes read by
-    /// several processes: use [`note_read`](Self::note_read) there.
-    pub fn note_stream_read(&self, n: usize, len: usize) {
+    /// several processes, which is why it exists only on `Async<TcpStream>`.
+    fn note_stream_read(&self, n: usize, len: usize) {
         if n == 0 && len > 0 {
             self.source.mark_read_closed();
         } else if n < len {
@@ -238,14 +314,29 @@ impl<T: AsFd> Async<T> {
     /// that reads nothing. TCP can usually say sooner that the queue is empty:
     ///
     /// - a short read (`0 < n < buf.len()`) left nothing behind (see
-    ///   [`note_stream_read`](Self::note_stream_read));
+    ///   `note_stream_read`);
     /// - after a read that filled `buf`, the socket gets `TCP_INQ` (Linux 4.18), and from then
     ///   on its reads use `recvmsg`, which also returns the count of bytes still queued: zero
     ///   clears the readiness at once. Streams that move full buffers (bulk transfers, 4 KiB
     ///   messages into 4 KiB buffers) save one `recv` per read this way.
     ///
-    /// Only for TCP sockets; EINTR is retried, and the budget is spent as in
-    /// [`poll_io`](Self::poll_io).
+    /// Defined on `Async<std::net::TcpStream>` alone: on any other fd these shortcuts could
+    /// clear the readiness with data still queued and hang the reader. EINTR is retried, and
+    /// the budget is spent as in [`poll_io`](Self::poll_io).
+    ///
+    /// On a Unix stream it does not compile:
+    ///
+    /// ```compile_fail
+    /// # use std::future::poll_fn;
+    /// # mini::block_on(async {
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// let a = mini::io::Async::new(a)?;
+    /// let mut buf = [0; 64];
+    /// poll_fn(|cx| a.poll_read_tcp(cx, &mut buf)).await?;
+    /// # Ok::<(), std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn poll_read_tcp(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let inq = self.source.inq();
         let (n, queued) = ready!(self.poll_io(cx, super::Direction::Read, |s| {
@@ -267,15 +358,6 @@ impl<T: AsFd> Async<T> {
             }
         }
         Poll::Ready(Ok(n))
-    }
-
-    /// For other stream fds: after a read of `n` bytes into a buffer of `len`, record only
-    /// what is always true: `n == 0` (with `len > 0`) means end of stream, which lets
-    /// `peer_closed`-style waits resolve.
-    pub fn note_read(&self, n: usize, len: usize) {
-        if n == 0 && len > 0 {
-            self.source.mark_read_closed();
-        }
     }
 }
 
@@ -303,34 +385,97 @@ impl<T: AsFd + fmt::Debug> fmt::Debug for Async<T> {
     }
 }
 
-/// Future of [`Async::readable`].
-#[must_use = "futures do nothing unless you .await or poll them"]
+/// A future's wait on one direction of a source: its entry in the waiter list, created on
+/// the first `Pending` and removed when the future is dropped (see `waiters.rs`).
 #[derive(Debug)]
-pub struct Readable<'a, T: AsFd> {
-    io: &'a Async<T>,
+struct Waiter<'a> {
+    source: &'a ScheduledIo,
+    dir: Direction,
+    key: Option<usize>,
 }
 
-impl<T: AsFd> Future for Readable<'_, T> {
-    type Output = io::Result<()>;
+impl<'a> Waiter<'a> {
+    fn new(source: &'a ScheduledIo, dir: Direction) -> Waiter<'a> {
+        Waiter { source, dir, key: None }
+    }
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.poll_ready(cx, Direction::Read)
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.source.poll_ready_entry(cx, self.dir, &mut self.key)
     }
 }
 
-/// Future of [`Async::writable`].
-#[must_use = "futures do nothing unless you .await or poll them"]
-#[derive(Debug)]
-pub struct Writable<'a, T: AsFd> {
-    io: &'a Async<T>,
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            self.source.remove_waiter(key);
+        }
+    }
 }
 
-impl<T: AsFd> Future for Writable<'_, T> {
-    type Output = io::Result<()>;
+/// What [`Readable`], [`Writable`] and [`PeerClosed`] share: wait in one direction, spending
+/// a unit of the co-operative budget when ready (a loop over a ready fd must still yield).
+#[derive(Debug)]
+struct Ready<'a, T: AsFd> {
+    io: &'a Async<T>,
+    waiter: Waiter<'a>,
+}
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.poll_ready(cx, Direction::Write)
+impl<'a, T: AsFd> Ready<'a, T> {
+    fn new(io: &'a Async<T>, dir: Direction) -> Ready<'a, T> {
+        Ready { io, waiter: Waiter::new(&io.source, dir) }
     }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(coop::poll_proceed(cx));
+        let ready = self.waiter.poll_ready(cx);
+        if ready.is_pending() {
+            coop::refund();
+            self.io.check_runtime();
+        }
+        ready.map(Ok)
+    }
+}
+
+/// Defines a readiness future over [`Ready`].
+macro_rules! ready_future {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[must_use = "futures do nothing unless you .await or poll them"]
+        #[derive(Debug)]
+        pub struct $name<'a, T: AsFd>(Ready<'a, T>);
+
+        impl<T: AsFd> Future for $name<'_, T> {
+            type Output = io::Result<()>;
+
+            fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.0.poll(cx)
+            }
+        }
+    };
+}
+
+ready_future!(
+    /// Future of [`Async::readable`]. Dropping it before it resolves leaves no waker behind.
+    Readable
+);
+ready_future!(
+    /// Future of [`Async::writable`]. Dropping it before it resolves leaves no waker behind.
+    Writable
+);
+ready_future!(
+    /// Future of [`Async::peer_closed`]. Dropping it before it resolves leaves no waker
+    /// behind.
+    PeerClosed
+);
+
+#[cold]
+#[inline(never)]
+fn closed_is_not_an_operation() -> ! {
+    panic!(
+        "mini: poll_io/read_with/write_with called with Direction::Closed, which is a readiness to \
+         wait for, not an operation (nothing would ever clear it, so the poll would spin): use \
+         Async::peer_closed"
+    )
 }
 
 #[cfg(test)]
@@ -338,6 +483,7 @@ mod tests {
     use std::future::poll_fn;
     use std::io::Write;
     use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::pin::pin;
 
     use super::*;
 
@@ -401,6 +547,133 @@ mod tests {
             assert_eq!(read(&ours, &mut buf).await, 4096);
             assert!(ours.source.is_ready(Direction::Read), "the FIN is still to be read");
             assert_eq!(read(&ours, &mut buf).await, 0, "end of stream");
+        });
+    }
+
+    /// Polls `future` once with the task's context and drops it: a wait given up (a
+    /// `select!` branch that lost, a `timeout` that fired).
+    fn give_up<F: Future>(cx: &mut Context<'_>, future: F) {
+        assert!(pin!(future).poll(cx).is_pending(), "the wait must be pending to be given up");
+    }
+
+    /// Each future that waited and was dropped must take its waker out of the list at once:
+    /// 100,000 given-up waits on one idle socket leave nothing behind (before, every one of
+    /// them stayed until the next event, and each new wait scanned them all).
+    #[test]
+    fn given_up_waits_leave_no_waiter_behind() {
+        crate::block_on(async {
+            let (_peer, ours) = pair();
+            ours.clear_ready(Direction::Read); // a fresh source is optimistically readable
+            poll_fn(|cx| {
+                for round in 0..100_000 {
+                    match round % 3 {
+                        0 => give_up(cx, ours.readable()),
+                        1 => give_up(cx, ours.peer_closed()),
+                        _ => give_up(cx, ours.read_with(|s| sys::recv(s.as_fd(), &mut [0; 8]))),
+                    }
+                    assert_eq!(ours.waiter_count(), 0, "round {round} left its waiter behind");
+                }
+                Poll::Ready(())
+            })
+            .await;
+        });
+    }
+
+    /// The poll methods (what `AsyncRead::poll_read` reaches) keep one waker per direction:
+    /// polling again and again, from any number of dropped read futures, never grows it.
+    #[test]
+    fn the_poll_path_keeps_one_waker_per_direction() {
+        crate::block_on(async {
+            let (_peer, ours) = pair();
+            let mut buf = [0u8; 8];
+            poll_fn(|cx| {
+                for _ in 0..100_000 {
+                    assert!(ours.poll_read_tcp(cx, &mut buf).is_pending());
+                    assert!(ours.poll_ready(cx, Direction::Closed).is_pending());
+                }
+                Poll::Ready(())
+            })
+            .await;
+            assert_eq!(ours.waiter_count(), 2, "one slot for reads, one for closes");
+        });
+    }
+
+    /// A waiting future that is woken keeps its entry until it is dropped, and every future
+    /// waiting in the direction is woken, whatever its place in the list.
+    #[test]
+    fn every_waiting_future_is_woken_and_leaves_on_drop() {
+        crate::block_on(async {
+            let (mut peer, ours) = pair();
+            ours.clear_ready(Direction::Read);
+            let (a, b, c) = (ours.readable(), ours.readable(), ours.peer_closed());
+            let (mut a, mut b, mut c) = (pin!(a), pin!(b), pin!(c));
+            poll_fn(|cx| {
+                assert!(a.as_mut().poll(cx).is_pending() && b.as_mut().poll(cx).is_pending());
+                assert!(c.as_mut().poll(cx).is_pending());
+                Poll::Ready(())
+            })
+            .await;
+            assert_eq!(ours.waiter_count(), 3);
+            peer.write_all(b"x").unwrap();
+            a.as_mut().await.unwrap();
+            b.as_mut().await.unwrap();
+            assert_eq!(ours.waiter_count(), 3, "woken futures keep their places until dropped");
+            drop(peer);
+            c.as_mut().await.unwrap();
+        });
+    }
+
+    /// `Direction::Closed` is a readiness, not an operation: `poll_io` would run the op, get
+    /// `WouldBlock`, clear nothing (close bits are never cleared by an operation), and loop
+    /// forever inside one poll. It refuses instead.
+    #[test]
+    #[should_panic(expected = "Direction::Closed")]
+    fn poll_io_refuses_the_closed_direction() {
+        crate::block_on(async {
+            let (peer, ours) = pair();
+            drop(peer);
+            ours.peer_closed().await.unwrap();
+            let mut calls = 0;
+            let _ = poll_fn(|cx| {
+                ours.poll_io(cx, Direction::Closed, |_| {
+                    calls += 1;
+                    assert!(calls < 1000, "poll_io spun on a WouldBlock it cannot clear");
+                    Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                })
+            })
+            .await;
+        });
+    }
+
+    /// async-io's connect pattern: register a socket, then connect it. Linux reports
+    /// EPOLLHUP for a TCP socket that is not connected yet; that is no close, and once the
+    /// socket connects the close bits must go, or `peer_closed` resolves on a healthy
+    /// connection.
+    #[test]
+    fn a_socket_registered_before_it_connects_is_not_closed() {
+        crate::block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let ours = Async::new(TcpStream::from(sys::tcp_socket(&addr).unwrap())).unwrap();
+            // More yields than the loop's polls between two reactor turns: a turn sees the
+            // unconnected socket's EPOLLHUP.
+            for _ in 0..100 {
+                crate::yield_now().await;
+            }
+            assert!(ours.source.is_ready(Direction::Closed), "precondition: the HUP was recorded");
+            if sys::connect(ours.as_fd(), &addr).unwrap() {
+                ours.clear_ready(Direction::Write);
+                ours.writable().await.unwrap();
+            }
+            let (peer, _) = listener.accept().unwrap();
+            let mut closed = pin!(ours.peer_closed());
+            poll_fn(|cx| {
+                assert!(closed.as_mut().poll(cx).is_pending(), "a connected socket is not closed");
+                Poll::Ready(())
+            })
+            .await;
+            drop(peer);
+            closed.await.unwrap(); // and a real close is still seen
         });
     }
 }

@@ -8,7 +8,7 @@ mod async_fd;
 mod copy;
 mod ext;
 
-pub use async_fd::{Async, Readable, Writable};
+pub use async_fd::{Async, PeerClosed, Readable, Writable};
 pub use copy::copy;
 pub use ext::{AsyncReadExt, AsyncWriteExt, Close, Flush, Read, ReadExact, ReadToEnd, Write, WriteAll};
 pub use futures_io::{AsyncRead, AsyncWrite};

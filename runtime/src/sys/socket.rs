@@ -123,14 +123,26 @@ pub fn tcp_listen(addr: SocketAddr, backlog: i32) -> io::Result<OwnedFd> {
 /// in progress (`EINPROGRESS`): then the caller waits until the socket is writable and reads
 /// `SO_ERROR` for the outcome.
 pub fn tcp_connect(addr: SocketAddr) -> io::Result<(OwnedFd, bool)> {
-    let fd = new_socket(&addr, libc::SOCK_STREAM)?;
-    let (storage, len) = to_sockaddr(&addr);
+    let fd = tcp_socket(&addr)?;
+    let in_progress = connect(fd.as_fd(), &addr)?;
+    Ok((fd, in_progress))
+}
+
+/// A new, unconnected, non-blocking TCP socket of `addr`'s family.
+pub fn tcp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
+    new_socket(addr, libc::SOCK_STREAM)
+}
+
+/// Starts connecting the non-blocking socket `fd` to `addr`: `Ok(true)` if the connect goes
+/// on in the background (wait until the socket is writable, then read `SO_ERROR`).
+pub fn connect(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<bool> {
+    let (storage, len) = to_sockaddr(addr);
     // No EINTR retry here: an interrupted connect carries on asynchronously, exactly like
     // EINPROGRESS, and calling connect again would fail with EALREADY.
     match syscall!(connect(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len)) {
-        Ok(_) => Ok((fd, false)),
+        Ok(_) => Ok(false),
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) || e.raw_os_error() == Some(libc::EINTR) => {
-            Ok((fd, true))
+            Ok(true)
         }
         Err(e) => Err(e),
     }

@@ -1,0 +1,121 @@
+//! The tasks waiting on one I/O source, per direction, and how a wait that is given up
+//! leaves no trace.
+//!
+//! Two kinds of waiter, as in tokio's `ScheduledIo`:
+//!
+//! ```text
+//!  slots[dir]   one waker per direction, for the poll methods (`AsyncRead::poll_read`,
+//!               `Async::poll_ready`): the last task to poll is the one woken. A poll method
+//!               has no future of its own to remember a place in a list, so a slot is all it
+//!               can have; it is overwritten, never grows.
+//!  entries      one entry per waiting *future* (`readable()`, `writable()`, `peer_closed()`,
+//!               `read_with`, `write_with`). The future keeps its entry's index and removes the
+//!               entry when it is dropped, so a wait given up (a `select!` branch that lost, a
+//!               `timeout` that fired, an aborted task) leaves the list at once.
+//! ```
+//!
+//! Any number of futures can wait in one direction (two tasks both awaiting `peer_closed` on
+//! the two halves of a stream); all are woken. Entries are few: a vector with a free list,
+//! indexed directly, so registering, re-registering and removing are O(1), and a wake scans
+//! only the live entries.
+//!
+//! Only the owning future removes its entry, so an index can never be reused under it: no
+//! generation is needed. A woken entry stays in place with its waker taken; the future puts
+//! a new waker in it if it has to wait again.
+
+use std::task::Waker;
+
+use crate::reactor::Direction;
+
+/// One future's place in the list: its direction and, while it waits, its waker.
+#[derive(Debug)]
+struct Entry {
+    dir: Direction,
+    waker: Option<Waker>,
+}
+
+/// The waiters of one source. Lives in a `RefCell` inside `ScheduledIo`.
+#[derive(Debug, Default)]
+pub(crate) struct Waiters {
+    slots: [Option<Waker>; 3],
+    /// `None` marks a free place, whose index is in `free`.
+    entries: Vec<Option<Entry>>,
+    free: Vec<usize>,
+}
+
+impl Waiters {
+    /// Stores `waker` in the poll slot of `dir`, unless it is already there.
+    #[inline]
+    pub(crate) fn set_slot(&mut self, dir: Direction, waker: &Waker) {
+        match &mut self.slots[dir.slot()] {
+            Some(w) if w.will_wake(waker) => {}
+            slot => *slot = Some(waker.clone()),
+        }
+    }
+
+    /// Stores `waker` in the entry `key` (creating the entry if `key` is `None`) and returns
+    /// the entry's index, which the future keeps.
+    pub(crate) fn set_entry(&mut self, key: Option<usize>, dir: Direction, waker: &Waker) -> usize {
+        if let Some(key) = key {
+            if let Some(Some(entry)) = self.entries.get_mut(key) {
+                match &mut entry.waker {
+                    Some(w) if w.will_wake(waker) => {}
+                    slot => *slot = Some(waker.clone()),
+                }
+                return key;
+            }
+        }
+        let entry = Some(Entry { dir, waker: Some(waker.clone()) });
+        match self.free.pop() {
+            Some(index) => {
+                self.entries[index] = entry;
+                index
+            }
+            None => {
+                self.entries.push(entry);
+                self.entries.len() - 1
+            }
+        }
+    }
+
+    /// Removes the entry `key`; returns its waker so the caller drops it outside the borrow.
+    pub(crate) fn remove(&mut self, key: usize) -> Option<Waker> {
+        let entry = self.entries.get_mut(key)?.take()?;
+        self.free.push(key);
+        entry.waker
+    }
+
+    /// Takes the waker of the poll slot of `dir`.
+    #[inline]
+    pub(crate) fn take_slot(&mut self, dir: Direction) -> Option<Waker> {
+        self.slots[dir.slot()].take()
+    }
+
+    /// Whether any future has an entry (a fast check before scanning them).
+    #[inline]
+    pub(crate) fn has_entries(&self) -> bool {
+        self.entries.len() > self.free.len()
+    }
+
+    /// Takes the waker of the first entry at or after `from` that waits in `dir`, with the
+    /// index to continue from. The caller wakes it outside the borrow, then asks again.
+    pub(crate) fn take_entry(&mut self, dir: Direction, from: usize) -> Option<(Waker, usize)> {
+        self.entries.iter_mut().enumerate().skip(from).find_map(|(index, entry)| match entry {
+            Some(Entry { dir: d, waker }) if *d == dir => waker.take().map(|w| (w, index + 1)),
+            _ => None,
+        })
+    }
+
+    /// How many wakers are stored, in slots and entries (for tests and the trace).
+    pub(crate) fn waiting(&self, dir: Direction) -> usize {
+        let slot = usize::from(self.slots[dir.slot()].is_some());
+        let entries = self.entries.iter().flatten().filter(|e| e.dir == dir && e.waker.is_some()).count();
+        slot + entries
+    }
+
+    /// How many places are taken: filled slots plus live entries, woken or not (for tests:
+    /// a given-up wait must leave this unchanged).
+    pub(crate) fn len(&self) -> usize {
+        self.slots.iter().flatten().count() + self.entries.len() - self.free.len()
+    }
+}
