@@ -44,8 +44,13 @@ pub(crate) fn enter_block_on(core: &Rc<Core>) -> Enter {
 }
 
 /// Enters `core` even if another runtime is current (used while dropping a runtime's tasks).
+///
+/// A runtime kept in a thread-local may be dropped while the thread's locals are torn down,
+/// after `CURRENT` is gone: then nothing is entered (`with_current` finds no runtime, so a
+/// task destructor that spawns is told it is outside one), rather than panicking inside a
+/// TLS destructor, which aborts the process.
 pub(crate) fn enter_for_shutdown(core: &Rc<Core>) -> Enter {
-    let previous = CURRENT.with(|c| set_current(c, Some(core.clone())));
+    let previous = CURRENT.try_with(|c| set_current(c, Some(core.clone()))).ok().flatten();
     Enter { previous }
 }
 
@@ -91,5 +96,34 @@ pub(crate) fn defer(waker: &Waker) {
     let deferred = with_current(|core| core.defer(waker)).is_some();
     if !deferred {
         waker.wake_by_ref();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use crate::Runtime;
+
+    thread_local! {
+        static RUNTIME: RefCell<Option<Runtime>> = const { RefCell::new(None) };
+    }
+
+    /// A runtime kept in a thread-local is dropped while the thread's locals are torn down,
+    /// possibly after `CURRENT` itself (locals are destroyed in the reverse order of their
+    /// first use, and this one is used first). The drop must shut the runtime down without
+    /// `CURRENT`, not panic inside a TLS destructor, which aborts the whole process.
+    #[test]
+    fn a_runtime_dropped_during_thread_local_teardown_shuts_down_quietly() {
+        let thread = std::thread::spawn(|| {
+            RUNTIME.with(|rt| *rt.borrow_mut() = Some(Runtime::new().unwrap()));
+            RUNTIME.with(|rt| {
+                let rt = rt.borrow();
+                let rt = rt.as_ref().unwrap();
+                rt.block_on(async { drop(crate::spawn(std::future::pending::<()>())) });
+                assert_eq!(rt.alive_tasks(), 1, "a task is left for the drop to cancel");
+            });
+        });
+        thread.join().expect("the thread ended cleanly");
     }
 }

@@ -22,20 +22,17 @@ use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crossbeam_queue::SegQueue;
-
 use crate::blocking::Pool;
 use crate::context;
 use crate::coop;
+use crate::loom::{AtomicBool, Doorbell, Ordering, SegQueue};
 use crate::reactor::Reactor;
 use crate::slab::Slab;
 use crate::sys;
-use crate::sys::EventFd;
 use crate::task::{Header, JoinHandle, Run, Task, TaskInfo};
 use crate::time::Timers;
 use crate::trace::{Trace, Tracer};
@@ -63,7 +60,7 @@ pub(crate) struct Remote {
     /// True once a wake has rung the eventfd and the loop has not yet drained `queue`:
     /// further remote wakes skip the syscall.
     notified: AtomicBool,
-    doorbell: EventFd,
+    doorbell: Doorbell,
 }
 
 impl fmt::Debug for Remote {
@@ -73,12 +70,33 @@ impl fmt::Debug for Remote {
 }
 
 impl Remote {
+    pub(crate) fn new(doorbell: Doorbell) -> Remote {
+        Remote { queue: SegQueue::new(), notified: AtomicBool::new(false), doorbell }
+    }
+
     /// A wake from another thread: queue the key, ring the eventfd unless already rung.
     pub(crate) fn schedule(&self, key: u64) {
         self.queue.push(key);
         if !self.notified.swap(true, Ordering::AcqRel) {
             self.doorbell.notify();
         }
+    }
+
+    /// The runtime thread takes every queued key (after the eventfd rang, or the spin saw
+    /// one). `notified` is reset *before* the queue is emptied, and with a swap (acquire): a
+    /// wake that pushes after the last pop finds `notified` false and rings again, and a key
+    /// pushed before a wake that found `notified` still set is visible to the pops below.
+    pub(crate) fn drain(&self, mut each: impl FnMut(u64)) {
+        self.notified.swap(false, Ordering::AcqRel);
+        while let Some(key) = self.queue.pop() {
+            each(key);
+        }
+    }
+
+    /// The eventfd's model, for the loom tests (see `loom.rs`).
+    #[cfg(all(test, loom))]
+    pub(crate) fn doorbell(&self) -> &Doorbell {
+        &self.doorbell
     }
 
     /// Spins for at most `limit` until another thread queues a wake; true if one came.
@@ -296,16 +314,13 @@ impl Core {
 
     /// Moves the keys that other threads queued onto the local run queue.
     fn drain_remote(&self) {
-        // Reset before draining, and with a swap (acquire), so that a key pushed before any
-        // wake that found `notified` already set is visible to the pops below.
-        self.remote.notified.swap(false, Ordering::AcqRel);
         let mut queue = self.run_queue.borrow_mut();
-        while let Some(key) = self.remote.queue.pop() {
+        self.remote.drain(|key| {
             queue.push_back(key);
             if let Some(trace) = self.trace.get() {
                 self.trace_wake(trace, key, Some("another thread"));
             }
-        }
+        });
     }
 
     /// Drops every task. Destructors may spawn or wake; keep going until nothing is left.
@@ -367,10 +382,10 @@ impl Runtime {
     }
 
     fn with(builder: &Builder) -> io::Result<Runtime> {
-        let doorbell = EventFd::new()?;
+        let doorbell = Doorbell::new()?;
         let trace = Trace::from_env();
         let reactor = Rc::new(Reactor::new(doorbell.as_fd(), trace.clone())?);
-        let remote = Arc::new(Remote { queue: SegQueue::new(), notified: AtomicBool::new(false), doorbell });
+        let remote = Arc::new(Remote::new(doorbell));
         let core = Rc::new(Core {
             reactor,
             timers: Rc::default(),

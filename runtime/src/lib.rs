@@ -10,6 +10,7 @@
 //! | `reactor`    | one epoll instance; turns events into wakes of the waiting tasks      |
 //! | `waiters`    | the tasks waiting on one fd; a wait given up leaves the list at once  |
 //! | `task`       | a spawned future, its `Waker`, its [`JoinHandle`]                     |
+//! | `loom`       | the cross-thread wake protocol's atomics, swappable for loom's models |
 //! | `executor`   | the message loop: run ready tasks, then `epoll_wait`, repeat          |
 //! | `blocking`   | helper threads for [`spawn_blocking`]: blocking work off the loop     |
 //! | [`time`]     | timers: one ordered map per runtime, bounding the epoll timeout       |
@@ -26,6 +27,7 @@ mod context;
 mod coop;
 mod executor;
 pub mod io;
+mod loom;
 mod reactor;
 pub mod signal;
 mod slab;

@@ -21,9 +21,12 @@
 //! Invariants:
 //! 1. `scheduled` is true while the key sits in a run queue, and true forever once the task
 //!    has finished or the runtime has shut down. So repeated wakes queue the task once, and a
-//!    late wake does nothing.
+//!    late wake does nothing. Every transition is a read-modify-write (see
+//!    `Header::unschedule`), so a wake is either seen by the poll or queues another one.
 //! 2. The future is pinned inside the `Rc` allocation: it is polled in place and only ever
 //!    dropped in place, by overwriting the stage.
+//! 3. The `JoinHandle`'s waker is woken only after the stage's borrow is released: a waker
+//!    may poll the handle on the spot, and must then find the output.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -32,12 +35,12 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::context;
 use crate::executor::Remote;
+use crate::loom::{AtomicBool, Ordering};
 
 /// The thread-safe part of a task: what its [`Waker`] points at.
 #[derive(Debug)]
@@ -54,8 +57,18 @@ impl Header {
     }
 
     /// Called by the executor just before polling: wakes from now on queue the task again.
+    ///
+    /// A read-modify-write, not a store. A wake from another thread makes its change (a
+    /// message sent, a flag set) and then swaps `scheduled` to true; if that swap finds it
+    /// still true (this poll has not begun), it queues nothing and relies on this poll to
+    /// see the change. The swap here reads that `true` with acquire ordering, so the poll
+    /// is ordered after the waker's change and sees it. A plain release store reads nothing
+    /// and orders nothing: the poll could miss the change while the wake was dropped (the
+    /// store-buffering pattern), and the task would sleep forever. tokio and async-task make
+    /// this transition with an AcqRel read-modify-write too. Checked by the loom model in
+    /// `loom.rs`.
     pub(crate) fn unschedule(&self) {
-        self.scheduled.store(false, Ordering::Release);
+        self.scheduled.swap(false, Ordering::AcqRel);
     }
 
     /// The task is finished (or the runtime is gone): every later wake is ignored.
@@ -150,29 +163,28 @@ impl<F: Future> Task<F> {
         })
     }
 
-    /// Ends the task with `result`: drops the future in place, stores the output, wakes the
-    /// `JoinHandle`.
-    fn finish(&self, stage: &mut Stage<F>, result: Result<F::Output, JoinError>) {
+    /// Ends the task with `result`: drops the future in place, stores the output. Returns
+    /// the `JoinHandle`'s waker, for the caller to wake once it has released the stage
+    /// (invariant 3).
+    #[must_use = "the JoinHandle's waker must be woken"]
+    fn finish(&self, stage: &mut Stage<F>, result: Result<F::Output, JoinError>) -> Option<Waker> {
         self.header.close();
         // The future's destructor is user code and may panic; that must not take the
         // runtime down with it. (Assignment still completes if the old value's drop panics.)
         let _ = catch_unwind(AssertUnwindSafe(|| *stage = Stage::Consumed));
         *stage = Stage::Finished(result);
-        if let Some(w) = self.join_waker.take() {
-            w.wake();
-        }
+        self.join_waker.take()
     }
-}
 
-impl<F: Future> Run for Task<F> {
-    fn run(&self) -> bool {
+    /// Polls the future once, or cancels it. Returns whether the task is done, and the
+    /// waker to wake now that the stage is no longer borrowed.
+    fn poll_stage(&self) -> (bool, Option<Waker>) {
         let mut stage = self.stage.borrow_mut();
         if !matches!(*stage, Stage::Running(_)) {
-            return true;
+            return (true, None);
         }
         if self.cancel.get() {
-            self.finish(&mut stage, Err(JoinError::Cancelled));
-            return true;
+            return (true, self.finish(&mut stage, Err(JoinError::Cancelled)));
         }
         let Stage::Running(future) = &mut *stage else { unreachable!() };
         self.header.unschedule();
@@ -181,16 +193,20 @@ impl<F: Future> Run for Task<F> {
         let future = unsafe { Pin::new_unchecked(future) };
         let mut cx = Context::from_waker(&self.waker);
         match catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx))) {
-            Ok(Poll::Pending) => false,
-            Ok(Poll::Ready(output)) => {
-                self.finish(&mut stage, Ok(output));
-                true
-            }
-            Err(payload) => {
-                self.finish(&mut stage, Err(JoinError::Panic(payload)));
-                true
-            }
+            Ok(Poll::Pending) => (false, None),
+            Ok(Poll::Ready(output)) => (true, self.finish(&mut stage, Ok(output))),
+            Err(payload) => (true, self.finish(&mut stage, Err(JoinError::Panic(payload)))),
         }
+    }
+}
+
+impl<F: Future> Run for Task<F> {
+    fn run(&self) -> bool {
+        let (done, join_waker) = self.poll_stage();
+        if let Some(waker) = join_waker {
+            waker.wake();
+        }
+        done
     }
 
     fn shutdown(&self) {
@@ -198,8 +214,13 @@ impl<F: Future> Run for Task<F> {
         // A task can only be mid-poll here if a task itself drops a runtime that runs it,
         // which `block_on`'s nesting check rules out; stay safe regardless.
         let Ok(mut stage) = self.stage.try_borrow_mut() else { return };
-        if matches!(*stage, Stage::Running(_)) {
-            self.finish(&mut stage, Err(JoinError::Cancelled));
+        let join_waker = match *stage {
+            Stage::Running(_) => self.finish(&mut stage, Err(JoinError::Cancelled)),
+            _ => None,
+        };
+        drop(stage);
+        if let Some(waker) = join_waker {
+            waker.wake();
         }
     }
 
@@ -408,4 +429,58 @@ pub async fn yield_now() {
     }
 
     YieldNow(false).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use super::JoinHandle;
+
+    thread_local! {
+        static HANDLE: RefCell<Option<JoinHandle<u32>>> = const { RefCell::new(None) };
+        static SEEN: Cell<Option<u32>> = const { Cell::new(None) };
+    }
+
+    /// A waker that polls the handle on the spot, as some executors and combinators do.
+    struct PollsInline;
+
+    impl Wake for PollsInline {
+        fn wake(self: Arc<Self>) {
+            let waker = Waker::from(self);
+            HANDLE.with(|handle| {
+                let mut handle = handle.borrow_mut();
+                let handle = handle.as_mut().expect("the handle is stored before any wake");
+                if let Poll::Ready(result) = Pin::new(handle).poll(&mut Context::from_waker(&waker)) {
+                    SEEN.set(Some(result.unwrap()));
+                }
+            });
+        }
+    }
+
+    /// Invariant 3: the join waker runs after the stage is released. Woken while the stage
+    /// was still borrowed, the inline poll found it busy, stored its waker again and
+    /// returned `Pending`, and nothing would ever wake it a second time: the output was lost.
+    #[test]
+    fn a_join_waker_that_polls_inline_finds_the_output() {
+        crate::block_on(async {
+            HANDLE.set(Some(crate::spawn(async {
+                crate::yield_now().await;
+                42
+            })));
+            Waker::from(Arc::new(PollsInline)).wake(); // first poll: pending, waker stored
+            assert_eq!(SEEN.get(), None, "the task has not run yet");
+            for _ in 0..100 {
+                if SEEN.get().is_some() {
+                    break;
+                }
+                crate::yield_now().await;
+            }
+            assert_eq!(SEEN.get(), Some(42), "the wake's inline poll must see the output");
+        });
+    }
 }
