@@ -1,14 +1,16 @@
 //! Signals, raised inside this test process. A file of its own: signal dispositions are
 //! process-wide. Each test uses a different signal so that the tests can run in parallel:
-//! SIGINT, SIGUSR1, SIGTERM, SIGUSR2, SIGHUP, SIGWINCH, SIGALRM; a test that may end
+//! SIGINT, SIGUSR1, SIGTERM, SIGUSR2, SIGHUP, SIGWINCH, SIGALRM, SIGURG; a test that may end
 //! its process runs in a child process (`in_child`).
 //!
 //! If mini's handler were missing, SIGINT or SIGTERM would end the test process, so the
 //! tests fail loudly rather than pass by accident.
 
+use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::mem;
 use std::process::{Command, Stdio};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::task::Poll;
@@ -221,6 +223,27 @@ fn an_sa_siginfo_handler_found_at_install_is_chained_with_its_siginfo() {
         assert_eq!(INFO_CALLS.load(Ordering::SeqCst), 1, "the earlier handler was called");
         assert_eq!(INFO_SIGNO.load(Ordering::SeqCst), libc::SIGALRM, "with the kernel's siginfo_t");
         assert_eq!(recv_guarded(&mut alrm).await, Some(()), "and mini's listener heard it");
+    });
+}
+
+/// Each `raise` leaves an arrival ready before `recv` looks, so `recv` never waits: only the
+/// co-operative budget makes this loop yield to the other ready task.
+#[test]
+fn receiving_ready_arrivals_spends_the_budget() {
+    mini::block_on(async {
+        let mut urg = signal(SignalKind::from_raw(libc::SIGURG)).unwrap();
+        let other_ran = Rc::new(Cell::new(false));
+        let flag = Rc::clone(&other_ran);
+        let _other = mini::spawn(async move { flag.set(true) });
+        let mut received = 0;
+        while !other_ran.get() {
+            assert!(received < 10_000, "the other ready task never ran");
+            raise(libc::SIGURG);
+            assert_eq!(recv_guarded(&mut urg).await, Some(()));
+            received += 1;
+        }
+        // 128 (the budget) in the first poll; the 129th waits for the other task to run.
+        assert!(received <= 129, "{received} arrivals received before the other task ran");
     });
 }
 

@@ -38,6 +38,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
+use crate::coop;
 use crate::io::{Async, Direction};
 use crate::sys::signal as sys;
 
@@ -208,7 +209,14 @@ pub mod unix {
         }
 
         /// Polls for the next arrival (the poll form of [`recv`](Self::recv)).
+        ///
+        /// A reported arrival spends one unit of the task's co-operative budget, as a
+        /// completed read does: a task that keeps finding arrivals (a burst of signals, or
+        /// one it raises itself) yields after a while instead of starving the others.
         pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
+            if coop::poll_proceed(cx).is_pending() {
+                return Poll::Pending;
+            }
             loop {
                 let now = sys::delivered(self.kind.0);
                 if now != self.seen {
@@ -221,7 +229,10 @@ pub mod unix {
                 match self.pipe.poll_io(cx, Direction::Read, |fd| sys::drain(fd.as_fd())) {
                     Poll::Ready(Ok(_)) => continue,
                     Poll::Ready(Err(_)) => return Poll::Ready(None),
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Pending => {
+                        coop::refund(); // nothing was received
+                        return Poll::Pending;
+                    }
                 }
             }
         }
