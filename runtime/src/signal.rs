@@ -7,9 +7,29 @@
 //!  ──► edge ──► the listener's task wakes, sees the count moved: recv() returns
 //! ```
 //!
-//! The first listener of a signal installs the handler; when the last one is dropped, the
-//! disposition that was there before (default, ignore, or another handler) is restored.
 //! Several signals between two `recv` calls are reported once, as tokio does.
+//!
+//! # The handler stays
+//!
+//! The first listener of a signal installs mini's handler, and it stays installed for the
+//! life of the process, as tokio's does. Putting the old disposition back when the last
+//! listener goes would open a window: a loop that re-creates [`ctrl_c`] in each round of a
+//! `select!` drops one listener before it makes the next, and a Ctrl-C in between would take
+//! the default action and end the process instead of shutting it down gracefully.
+//!
+//! So once a program has listened for a signal, that signal no longer has its default
+//! effect: with no listener, an arrival is counted and dropped. It is not queued for later:
+//! a listener only hears arrivals from after its creation, and writes nothing to the
+//! self-pipe while a signal has no listener, so nothing piles up.
+//!
+//! # Chaining
+//!
+//! A handler that was already installed when mini installs its own (one set up by another
+//! library with `sigaction`, say) is not lost: mini's handler calls it after doing its own
+//! work, with the same arguments (`signum`, and for an `SA_SIGINFO` handler the `siginfo_t`
+//! and context too), whether or not a mini listener exists. `SIG_DFL` and `SIG_IGN` are not
+//! chained: for them mini's handler is the whole answer. A handler installed *after* mini's
+//! replaces it, and chaining back to mini is that handler's business.
 
 use std::fmt;
 use std::future::poll_fn;
@@ -18,6 +38,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
+use crate::coop;
 use crate::io::{Async, Direction};
 use crate::sys::signal as sys;
 
@@ -25,7 +46,9 @@ use crate::sys::signal as sys;
 ///
 /// The handler is installed when this future is first polled; a Ctrl-C before that takes
 /// the previous disposition (by default, it ends the process). Create a
-/// [`unix::signal`] listener early instead if that matters.
+/// [`unix::signal`] listener early instead if that matters. From then on the handler stays
+/// (see [the module docs](self)): a Ctrl-C while no `ctrl_c()` is waiting is dropped, and
+/// does not end the process.
 ///
 /// # Examples
 ///
@@ -47,38 +70,18 @@ pub async fn ctrl_c() -> io::Result<()> {
     Ok(())
 }
 
-/// Per signal: how many listeners exist (in any runtime) and what to restore after them.
-struct Registration {
-    listeners: usize,
-    previous: sys::Disposition,
-}
+/// Which signals have mini's handler. Only grows: the handler is never removed.
+static INSTALLED: Mutex<[bool; sys::MAX_SIGNAL as usize + 1]> =
+    Mutex::new([false; sys::MAX_SIGNAL as usize + 1]);
 
-static REGISTRY: Mutex<Vec<Option<Registration>>> = Mutex::new(Vec::new());
-
-fn add_listener(signum: i32) -> io::Result<()> {
-    let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    if registry.is_empty() {
-        registry.resize_with(sys::MAX_SIGNAL as usize + 1, || None);
-    }
-    let slot = &mut registry[signum as usize];
-    match slot {
-        Some(reg) => reg.listeners += 1,
-        None => *slot = Some(Registration { listeners: 1, previous: sys::install(signum)? }),
+/// Installs mini's handler for `signum` if this is the first listener ever.
+fn ensure_installed(signum: i32) -> io::Result<()> {
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if !installed[signum as usize] {
+        sys::install(signum)?;
+        installed[signum as usize] = true;
     }
     Ok(())
-}
-
-fn remove_listener(signum: i32) {
-    let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    let slot = &mut registry[signum as usize];
-    if let Some(reg) = slot {
-        reg.listeners -= 1;
-        if reg.listeners == 0 {
-            // Restoring can only fail for an invalid signal number, which `signal` rejected.
-            let _ = sys::restore(signum, &reg.previous);
-            *slot = None;
-        }
-    }
 }
 
 /// Unix-specific signal handling.
@@ -134,6 +137,9 @@ pub mod unix {
 
     /// Listens for `kind` until dropped.
     ///
+    /// The first call for a signal installs mini's handler for good, chaining any handler
+    /// that was there (see [the module docs](super)).
+    ///
     /// # Errors
     ///
     /// `InvalidInput` for signals that cannot or must not be handled: `SIGKILL` and `SIGSTOP`
@@ -172,7 +178,11 @@ pub mod unix {
         // The pipe fd first: if the runtime is missing this panics before anything global
         // changed; if fds ran out, nothing is installed.
         let pipe = Async::new_nonblocking(sys::pipe_reader()?)?;
-        add_listener(signum)?;
+        ensure_installed(signum)?;
+        // Counted as a listener before reading the count: an arrival after this point either
+        // moves the count past `seen` or finds the listener and writes its wake-up byte (see
+        // `sys::signal::on_signal`). Arrivals before it are not this listener's.
+        sys::add_listener(signum);
         Ok(Signal { kind, seen: sys::delivered(signum), pipe })
     }
 
@@ -199,7 +209,14 @@ pub mod unix {
         }
 
         /// Polls for the next arrival (the poll form of [`recv`](Self::recv)).
+        ///
+        /// A reported arrival spends one unit of the task's co-operative budget, as a
+        /// completed read does: a task that keeps finding arrivals (a burst of signals, or
+        /// one it raises itself) yields after a while instead of starving the others.
         pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
+            if coop::poll_proceed(cx).is_pending() {
+                return Poll::Pending;
+            }
             loop {
                 let now = sys::delivered(self.kind.0);
                 if now != self.seen {
@@ -212,7 +229,10 @@ pub mod unix {
                 match self.pipe.poll_io(cx, Direction::Read, |fd| sys::drain(fd.as_fd())) {
                     Poll::Ready(Ok(_)) => continue,
                     Poll::Ready(Err(_)) => return Poll::Ready(None),
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Pending => {
+                        coop::refund(); // nothing was received
+                        return Poll::Pending;
+                    }
                 }
             }
         }
@@ -220,7 +240,7 @@ pub mod unix {
 
     impl Drop for Signal {
         fn drop(&mut self) {
-            remove_listener(self.kind.0);
+            sys::remove_listener(self.kind.0);
         }
     }
 }
