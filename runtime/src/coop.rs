@@ -6,9 +6,14 @@
 //! task and returns `Pending`. The task goes to the back of the run queue and the others get
 //! their turn, which includes a look at epoll for the sockets that became ready meanwhile.
 //! This is tokio's scheme (`runtime/coop.rs`), at the same size.
+//!
+//! Not only fd I/O spends it: every mini leaf future that can complete without waiting does
+//! ([`budgeted`]): a sleep already due, a tick an `Interval` owes, a finished task's
+//! `JoinHandle`, `readable()` on a ready fd, a signal already delivered. Otherwise a loop
+//! over `sleep(Duration::ZERO)` would never let another task run.
 
 use std::cell::Cell;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 /// I/O operations one task may complete in one poll. 128 is tokio's figure: large enough
 /// that a busy echo task moves ~0.5 MiB per turn with 4 KiB buffers (so the check costs
@@ -59,4 +64,18 @@ fn out_of_budget(cx: &mut Context<'_>) -> Poll<()> {
 #[inline]
 pub(crate) fn refund() {
     BUDGET.set(BUDGET.get().saturating_add(1));
+}
+
+/// Polls `inner` as one operation on the budget: spends a unit when it is ready, spends
+/// nothing when it is pending, and does not poll it at all once the budget is spent. For the
+/// leaf futures that can complete without waiting (timers, join handles, readiness,
+/// signals): a loop over one of them must still let the other tasks run, as tokio's do.
+#[inline]
+pub(crate) fn budgeted<T>(cx: &mut Context<'_>, inner: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
+    ready!(poll_proceed(cx));
+    let poll = inner(cx);
+    if poll.is_pending() {
+        refund();
+    }
+    poll
 }

@@ -36,7 +36,7 @@ use std::future::poll_fn;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use crate::coop;
 use crate::io::{Async, Direction};
@@ -214,9 +214,10 @@ pub mod unix {
         /// completed read does: a task that keeps finding arrivals (a burst of signals, or
         /// one it raises itself) yields after a while instead of starving the others.
         pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
-            if coop::poll_proceed(cx).is_pending() {
-                return Poll::Pending;
-            }
+            coop::budgeted(cx, |cx| self.poll_arrival(cx))
+        }
+
+        fn poll_arrival(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
             loop {
                 let now = sys::delivered(self.kind.0);
                 if now != self.seen {
@@ -226,13 +227,9 @@ pub mod unix {
                 // Empty the pipe. Its `WouldBlock` parks the task until the next byte's
                 // edge; a signal that lands between the check above and the read leaves a
                 // byte, so the loop comes round and sees the new count.
-                match self.pipe.poll_io(cx, Direction::Read, |fd| sys::drain(fd.as_fd())) {
-                    Poll::Ready(Ok(_)) => continue,
-                    Poll::Ready(Err(_)) => return Poll::Ready(None),
-                    Poll::Pending => {
-                        coop::refund(); // nothing was received
-                        return Poll::Pending;
-                    }
+                match ready!(self.pipe.poll_io(cx, Direction::Read, |fd| sys::drain(fd.as_fd()))) {
+                    Ok(_) => continue,
+                    Err(_) => return Poll::Ready(None),
                 }
             }
         }

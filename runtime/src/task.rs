@@ -39,6 +39,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::context;
+use crate::coop;
 use crate::executor::Remote;
 use crate::loom::{AtomicBool, Ordering};
 
@@ -313,7 +314,9 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.task.poll_join(cx)
+        // A finished task's handle completes without waiting: it spends the co-operative
+        // budget, so a loop awaiting finished handles still lets other tasks run.
+        coop::budgeted(cx, |cx| self.task.poll_join(cx))
     }
 }
 

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use pin_project_lite::pin_project;
 
 use crate::context;
+use crate::coop;
 
 type Key = (Instant, u64);
 
@@ -203,7 +204,14 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self; // `Sleep` is `Unpin`: nothing in it points into itself
+        // A sleep already due completes without waiting: it spends the co-operative budget.
+        coop::budgeted(cx, |cx| self.poll_deadline(cx))
+    }
+}
+
+impl Sleep {
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self;
         if Instant::now() >= this.deadline {
             this.cancel();
             return Poll::Ready(());

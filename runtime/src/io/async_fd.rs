@@ -99,10 +99,12 @@ impl<T: AsFd> Async<T> {
     /// [`peer_closed`](Self::peer_closed), which leave no waker behind. A ready result
     /// spends one unit of the task's co-operative budget (see [`poll_io`](Self::poll_io)).
     pub fn poll_ready(&self, cx: &mut Context<'_>, dir: super::Direction) -> Poll<io::Result<()>> {
-        ready!(coop::poll_proceed(cx));
-        let ready = self.source.poll_ready(cx, dir);
+        coop::budgeted(cx, |cx| self.parked_unless_ready(self.source.poll_ready(cx, dir)))
+    }
+
+    /// Passes on a readiness poll's result, checking the runtime before the task parks.
+    fn parked_unless_ready(&self, ready: Poll<()>) -> Poll<io::Result<()>> {
         if ready.is_pending() {
-            coop::refund();
             self.check_runtime();
         }
         ready.map(Ok)
@@ -426,13 +428,7 @@ impl<'a, T: AsFd> Ready<'a, T> {
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(coop::poll_proceed(cx));
-        let ready = self.waiter.poll_ready(cx);
-        if ready.is_pending() {
-            coop::refund();
-            self.io.check_runtime();
-        }
-        ready.map(Ok)
+        coop::budgeted(cx, |cx| self.io.parked_unless_ready(self.waiter.poll_ready(cx)))
     }
 }
 
