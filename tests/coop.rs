@@ -5,13 +5,15 @@
 //! (signals are covered in tests/signal.rs).
 
 use std::cell::Cell;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
+use std::pin::pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
-use mini::io::Async;
+use mini::io::{Async, Direction};
 use mini::time::{interval, sleep, MissedTickBehavior};
 
 /// The budget's size, as in runtime/src/coop.rs.
@@ -84,5 +86,26 @@ async fn waiting_for_readiness_on_a_ready_fd_yields() -> std::io::Result<()> {
     b.peer_closed().await?; // the hang-up seen once: from now on it is ready at once
     let steps = steps_before_another_task_runs(|| b.peer_closed()).await;
     assert_within_budget("peer_closed()", steps);
+    Ok(())
+}
+
+/// Only completed operations spend the budget: a task that polls a thousand waits that are
+/// not ready (a `select!` over many sources) can still complete a ready one in the same poll.
+#[mini::test]
+async fn waits_that_do_not_complete_spend_nothing() -> std::io::Result<()> {
+    let (_a, idle) = UnixStream::pair()?;
+    let idle = Async::new(idle)?;
+    idle.clear_ready(Direction::Read); // nothing to read: its waits stay pending
+    let (mut c, ready) = UnixStream::pair()?;
+    let ready = Async::new(ready)?;
+    c.write_all(b"x")?;
+    poll_fn(|cx| {
+        for _ in 0..1000 {
+            assert!(pin!(idle.readable()).poll(cx).is_pending());
+        }
+        assert!(pin!(ready.readable()).poll(cx).is_ready(), "pending waits spent the budget");
+        Poll::Ready(())
+    })
+    .await;
     Ok(())
 }
