@@ -111,22 +111,22 @@ impl Epoll {
         Ok(())
     }
 
-    /// Waits for events, filling the front of `events` (its length is the batch size), and
-    /// returns how many arrived. `None` waits forever. EINTR returns 0 events: the caller's
-    /// loop simply turns again.
+    /// Waits for events, filling the front of `events` (its length is the batch size).
+    /// `None` waits forever. A signal that interrupts the wait (EINTR) is not an error:
+    /// the result says so, and the caller's loop simply turns again.
     ///
     /// A positive timeout goes to `epoll_pwait2` with full precision where the kernel lets
     /// us use it (see `wait_precise` for when it does not). The fallback,
     /// `epoll_wait`, takes milliseconds: the timeout is rounded *up*, so a timer due in 0.3 ms
     /// waits 1 ms instead of spinning on zero-timeout calls until it is due.
-    pub(crate) fn wait(&self, events: &mut [Event], timeout: Option<Duration>) -> io::Result<usize> {
+    pub(crate) fn wait(&self, events: &mut [Event], timeout: Option<Duration>) -> io::Result<Waited> {
         let res = match timeout {
             Some(t) if !t.is_zero() && self.precise.get() => self.wait_precise(events, t),
             _ => self.wait_millis(events, timeout),
         };
         match res {
-            Ok(n) => Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+            Ok(n) => Ok(Waited::Events(n)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Waited::Interrupted),
             Err(e) => Err(e),
         }
     }
@@ -194,6 +194,25 @@ impl Epoll {
         };
         let n = syscall!(epoll_wait(self.fd.as_raw_fd(), ptr, max, timeout_ms))?;
         Ok(n as usize)
+    }
+}
+
+/// What one [`Epoll::wait`] came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waited {
+    /// This many events arrived (0: the timeout passed).
+    Events(usize),
+    /// A signal handler ran during the wait (EINTR); no events were taken.
+    Interrupted,
+}
+
+impl Waited {
+    /// How many events the caller should look at: none after an interruption.
+    pub(crate) fn events(self) -> usize {
+        match self {
+            Waited::Events(n) => n,
+            Waited::Interrupted => 0,
+        }
     }
 }
 
@@ -301,7 +320,7 @@ mod tests {
         // A valid wait first, so that `is_precise` says what this kernel allows (false on a
         // kernel without epoll_pwait2, or under valgrind, which answers ENOSYS for it).
         let mut one = [Event::EMPTY];
-        assert_eq!(epoll.wait(&mut one, Some(Duration::from_nanos(1))).unwrap(), 0);
+        assert_eq!(epoll.wait(&mut one, Some(Duration::from_nanos(1))).unwrap(), Waited::Events(0));
         let precise = epoll.is_precise();
 
         let err = epoll.wait(&mut [], Some(Duration::from_millis(1))).unwrap_err();
