@@ -28,8 +28,8 @@ macro_rules! syscall {
 pub(crate) mod signal;
 mod socket;
 pub use socket::{
-    accept, recv, recv_inq, send, set_owner, set_tcp_inq, tcp_connect, tcp_listen, udp_bind, unix_accept,
-    unix_connect, unix_listen, unix_pair, unix_socket,
+    accept, is_per_connection_accept_error, recv, recv_inq, send, set_owner, set_tcp_inq, tcp_connect,
+    tcp_listen, udp_bind, unix_accept, unix_connect, unix_listen, unix_pair, unix_socket,
 };
 
 // ---------------------------------------------------------------------------------------------
