@@ -11,8 +11,10 @@
 //!   missing from their list) or EINVAL. The tests install a real seccomp filter on a
 //!   thread of their own; filters are per thread, so the rest of the process is unaffected.
 
-use std::io::{self, Read};
-use std::process::{Command, Stdio};
+mod util;
+
+use std::io;
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -60,7 +62,9 @@ fn forced_fallback_rounds_timeouts_up_instead_of_spinning() {
         .env(CHILD_ENV, "1")
         .env("MINI_EPOLL_WAIT", "1")
         .env("MINI_TRACE", "1");
-    let (stdout, stderr) = output_within_guard(child);
+    let out = util::output_within(&mut child, HANG_GUARD);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("epoll_pwait2: false"), "the switch was ignored: {stdout}");
 
     // Group the trace lines by step, and count the waits in each.
@@ -236,32 +240,4 @@ fn refuse_epoll_pwait2_on_this_thread(errno: i32) {
         )
     };
     assert_eq!(rc, 0, "PR_SET_SECCOMP: {}", io::Error::last_os_error());
-}
-
-/// Runs `command` to completion with piped output, and returns its stdout and stderr. Fails
-/// if it does not finish within `HANG_GUARD` (killing it), or does not exit successfully.
-fn output_within_guard(mut command: Command) -> (String, String) {
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let pid = child.id();
-    let (done, finished) = mpsc::channel();
-    // Read both pipes and wait on another thread, so that this one can give up on time.
-    std::thread::spawn(move || {
-        let err_reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            stderr.read_to_string(&mut s).map(|_| s)
-        });
-        let mut out = String::new();
-        let out = stdout.read_to_string(&mut out).map(|_| out);
-        let err = err_reader.join().unwrap();
-        let _ = done.send((child.wait(), out, err));
-    });
-    let Ok((status, out, err)) = finished.recv_timeout(HANG_GUARD) else {
-        // SAFETY: kill(2) on our own child's pid has no memory effects.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        panic!("the child did not finish within {HANG_GUARD:?}");
-    };
-    let (out, err) = (out.unwrap(), err.unwrap());
-    assert!(status.unwrap().success(), "child failed:\n{out}\n{err}");
-    (out, err)
 }
