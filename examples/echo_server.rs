@@ -10,7 +10,10 @@
 //! - On Ctrl-C or SIGTERM the server stops accepting, lets open connections finish for
 //!   `--grace SECS` (default 5; a second signal cuts it short), prints how many connections
 //!   it served, and exits with status 0.
+//! - If it cannot start, it says why in one line and exits with status 1 (2 for a bad
+//!   option): `echo_server: cannot listen on 127.0.0.1:8080: address already in use`.
 
+use std::fmt::Display;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::pin;
@@ -53,6 +56,28 @@ fn parse_options() -> Result<Options, String> {
         }
     }
     Ok(opts)
+}
+
+/// An error as the end of a sentence: "address already in use". std's Display for an OS
+/// error is the C library's `strerror` text plus " (os error 98)"; the number helps nobody
+/// reading a startup message, and the capital does not fit after a colon.
+fn describe(err: &io::Error) -> String {
+    let text = err.to_string();
+    let text = match err.raw_os_error() {
+        Some(code) => text.strip_suffix(&format!(" (os error {code})")).unwrap_or(&text).to_string(),
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+/// Says why the server cannot start, and exits with status 1.
+fn fail(msg: impl Display) -> ! {
+    eprintln!("echo_server: {msg}");
+    std::process::exit(1)
 }
 
 /// Resolves at the next SIGINT or SIGTERM.
@@ -106,7 +131,7 @@ enum Either<A, B> {
 }
 
 #[mini::main]
-async fn main() -> io::Result<()> {
+async fn main() {
     let opts = match parse_options() {
         Ok(opts) => opts,
         Err(msg) => {
@@ -115,9 +140,26 @@ async fn main() -> io::Result<()> {
         }
     };
     // Listen for the signals first, so a Ctrl-C from now on means "shut down gracefully".
-    let (mut int, mut term) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
-    let listener = TcpListener::bind(&opts.addr).await?;
-    println!("echo server listening on {}", listener.local_addr()?);
+    let (mut int, mut term) = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(int), Ok(term)) => (int, term),
+        (Err(e), _) | (_, Err(e)) => fail(format_args!("cannot handle signals: {}", describe(&e))),
+    };
+    // Resolved apart from `bind`, so that the message says which of the two went wrong.
+    let addrs: Vec<_> = match mini::net::lookup_host(&opts.addr).await {
+        Ok(addrs) => addrs.collect(),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            fail(format_args!("invalid address {:?}: {}", opts.addr, describe(&e)))
+        }
+        Err(e) => fail(format_args!("cannot resolve {:?}: {}", opts.addr, describe(&e))),
+    };
+    let listener = match TcpListener::bind(&addrs[..]).await {
+        Ok(listener) => listener,
+        Err(e) => fail(format_args!("cannot listen on {}: {}", opts.addr, describe(&e))),
+    };
+    match listener.local_addr() {
+        Ok(addr) => println!("echo server listening on {addr}"),
+        Err(e) => fail(format_args!("cannot read the listening address: {}", describe(&e))),
+    }
 
     let mut connections: Vec<mini::JoinHandle<()>> = Vec::new();
     let mut served = 0u64;
@@ -169,5 +211,4 @@ async fn main() -> io::Result<()> {
     }
     // Returning drops the runtime, and with it the tasks of any connection still open.
     println!("served {served} connections");
-    Ok(())
 }

@@ -144,9 +144,32 @@ fn a_second_signal_cuts_the_grace_period_short() {
 
 #[test]
 fn bad_options_give_a_clear_error_and_status_2() {
-    let out =
-        Command::new(util::example_binary("echo_server")).args(["--idle-timeout", "soon"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--idle-timeout: \"soon\" is not a number of seconds"), "{err}");
+    let (code, err) = run_to_exit(&["--idle-timeout", "soon"]);
+    assert_eq!(code, Some(2));
+    assert!(err.starts_with("echo_server: --idle-timeout: \"soon\" is not a number of seconds\n"), "{err}");
+}
+
+/// Runs the example with `args` and returns its exit code and stderr; it must exit by itself.
+fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
+    let out = util::output_within(Command::new(util::example_binary("echo_server")).args(args), HANG_GUARD);
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_port_in_use_is_one_clear_line_and_status_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, stderr) = run_to_exit(&[&addr]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr, format!("echo_server: cannot listen on {addr}: address already in use\n"));
+}
+
+#[test]
+fn a_bad_address_is_one_clear_line_and_status_1() {
+    let (code, stderr) = run_to_exit(&["foo"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr, "echo_server: invalid address \"foo\": invalid socket address\n");
+    let (code, stderr) = run_to_exit(&["127.0.0.1:99999"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr, "echo_server: invalid address \"127.0.0.1:99999\": invalid port value\n");
 }

@@ -4,6 +4,7 @@
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use mini::net::{TcpListener, TcpStream};
 
@@ -106,4 +107,60 @@ fn an_unknown_trace_value_is_reported_and_ignored() {
     let (_, stderr) = run_child("an_unknown_trace_value_is_reported_and_ignored", "verbose");
     assert_eq!(stderr.matches("MINI_TRACE=\"verbose\" is not 1 or chrome:PATH").count(), 1, "{stderr}");
     assert!(!stderr.contains("mini +"), "tracing stays off: {stderr}");
+}
+
+/// In the child: the runtime waits in epoll for SIGWINCH, which another thread sends to the
+/// runtime's thread once it is seen blocked in the wait. mini's signal handler interrupts the
+/// wait (EINTR: epoll_wait is never restarted, whatever SA_RESTART says), and its self-pipe
+/// then wakes the listener.
+fn child_interrupted_wait() {
+    mini::block_on(async {
+        let mut winch = mini::signal::unix::signal(mini::signal::unix::SignalKind::window_change()).unwrap();
+        // SAFETY: both only read the calling thread's own ids.
+        let (runtime_thread, tid) = unsafe { (libc::pthread_self(), libc::gettid()) };
+        let sender = std::thread::spawn(move || {
+            wait_until_blocked_in_epoll(tid);
+            // SAFETY: the runtime thread is alive: it joins this thread before block_on ends.
+            let rc = unsafe { libc::pthread_kill(runtime_thread, libc::SIGWINCH) };
+            assert_eq!(rc, 0, "pthread_kill");
+        });
+        // The timeout is only a hang guard, longer than the sender's own.
+        let got = mini::time::timeout(Duration::from_secs(60), winch.recv()).await;
+        sender.join().unwrap();
+        assert_eq!(got, Ok(Some(())), "SIGWINCH never reached the listener");
+    });
+}
+
+/// Spins (yielding) until thread `tid` of this process is inside an epoll wait, as
+/// `/proc/self/task/TID/syscall` shows: its first field is the number of the syscall the
+/// thread is blocked in ("running" otherwise). Fails after 30 s.
+fn wait_until_blocked_in_epoll(tid: libc::pid_t) {
+    let mut epoll_calls = vec![libc::SYS_epoll_pwait, libc::SYS_epoll_pwait2];
+    #[cfg(target_arch = "x86_64")]
+    epoll_calls.push(libc::SYS_epoll_wait);
+    let path = format!("/proc/self/task/{tid}/syscall");
+    let give_up = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = std::fs::read_to_string(&path).unwrap();
+        let nr = state.split_whitespace().next().and_then(|n| n.parse::<libc::c_long>().ok());
+        if nr.is_some_and(|nr| epoll_calls.contains(&nr)) {
+            return;
+        }
+        assert!(Instant::now() < give_up, "the runtime thread never blocked in epoll: {state}");
+        std::thread::yield_now();
+    }
+}
+
+/// A signal that cuts a wait short is reported as such, not as "0 events" (which would
+/// read as a timeout, with no timer due).
+#[test]
+fn a_wait_interrupted_by_a_signal_says_so() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return child_interrupted_wait();
+    }
+    let (_, stderr) = run_child("a_wait_interrupted_by_a_signal_says_so", "1");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("mini +")).collect();
+    let interrupted = find(&lines, 0, &["epoll_wait -> interrupted by a signal after "]);
+    // The handler's byte in the self-pipe is the next wait's event.
+    find(&lines, interrupted, &["epoll_wait -> 1 event after "]);
 }

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+mod accept;
 mod addr;
 mod stream;
 mod tcp;

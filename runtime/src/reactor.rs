@@ -391,9 +391,10 @@ impl Reactor {
         if let Some(trace) = self.trace.get() {
             trace.epoll_enter(timeout);
         }
-        let n = self.epoll.wait(&mut events, timeout)?;
+        let waited = self.epoll.wait(&mut events, timeout)?;
+        let n = waited.events();
         if let Some(trace) = self.trace.get() {
-            trace.epoll_return(n);
+            trace.epoll_return(waited);
             trace.set_wake_source("reactor");
         }
 

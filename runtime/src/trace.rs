@@ -7,7 +7,8 @@
 //!   Perfetto (<https://ui.perfetto.dev>) or `chrome://tracing` draw as one track for the loop
 //!   and one per task.
 //!
-//! A step is: `epoll_wait` entered (with its timeout) and returned (with N events); each event
+//! A step is: `epoll_wait` entered (with its timeout) and returned (with N events, or
+//! "interrupted by a signal" when a signal handler cut it short); each event
 //! (token → fd → readiness); each wake (which task, and whether it came from the reactor, a
 //! timer or another thread); each task poll (id, name, Ready/Pending, duration); each spawn
 //! and completion. Following one byte from the kernel to the task that reads it looks like:
@@ -35,7 +36,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::executor::REMOTE_SPIN;
-use crate::sys::ev;
+use crate::sys::{ev, Waited};
 use crate::task::TaskInfo;
 
 /// The environment variable that turns tracing on.
@@ -239,15 +240,23 @@ impl Tracer {
         }
     }
 
-    pub(crate) fn epoll_return(&self, events: usize) {
+    /// The wait's outcome. An interruption is told apart from "0 events": both return
+    /// early with nothing to do, but only the timeout means a timer is due.
+    pub(crate) fn epoll_return(&self, outcome: Waited) {
         let began = self.wait_began.take().unwrap_or_else(Instant::now);
         let waited = began.elapsed();
-        let s = if events == 1 { "" } else { "s" };
-        self.line(format_args!("epoll_wait -> {events} event{s} after {waited:?}"));
+        let events = outcome.events();
+        let interrupted = outcome == Waited::Interrupted;
+        if interrupted {
+            self.line(format_args!("epoll_wait -> interrupted by a signal after {waited:?}"));
+        } else {
+            let s = if events == 1 { "" } else { "s" };
+            self.line(format_args!("epoll_wait -> {events} event{s} after {waited:?}"));
+        }
         if self.is_chrome() {
             let (ts, dur) = (self.micros(began), waited.as_secs_f64() * 1e6);
             self.chrome(format_args!(
-                "\"ph\":\"X\",\"name\":\"epoll_wait\",\"tid\":{LOOP_TRACK},\"ts\":{ts:.3},\"dur\":{dur:.3},\"args\":{{\"events\":{events}}}"
+                "\"ph\":\"X\",\"name\":\"epoll_wait\",\"tid\":{LOOP_TRACK},\"ts\":{ts:.3},\"dur\":{dur:.3},\"args\":{{\"events\":{events},\"interrupted\":{interrupted}}}"
             ));
         }
     }

@@ -155,6 +155,33 @@ pub(crate) fn example_binary(name: &str) -> std::path::PathBuf {
     target.join("debug/examples").join(name)
 }
 
+/// Runs `command` to completion with its stdout and stderr captured, like
+/// `Command::output`, but fails the test (killing the child) if it has not exited within
+/// `guard`: a child that hangs, say a server that started when it should have refused to,
+/// must not hang the test.
+pub(crate) fn output_within(
+    command: &mut std::process::Command,
+    guard: std::time::Duration,
+) -> std::process::Output {
+    use std::process::Stdio;
+    let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start the child");
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    // Collect the output on another thread, so that this one can give up on time.
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match finished.recv_timeout(guard) {
+        Ok(output) => output.expect("collect the child's output"),
+        Err(_) => {
+            // SAFETY: kill(2) on our own child's pid has no memory effects. The child is
+            // not reaped before the kill, so the pid still names it.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("the child did not exit within {guard:?}: {command:?}");
+        }
+    }
+}
+
 /// Each side's writer sends `len` bytes of its own pattern and is dropped (which must end
 /// its direction of the stream), while each side's reader reads to the end; every task is
 /// spawned before any runs, so both sides write before either reads. Fails if a direction

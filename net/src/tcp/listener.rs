@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::task::{ready, Context, Poll};
 
-use mini_runtime::io::{Async, Direction};
+use mini_runtime::io::Async;
 use mini_runtime::socket;
 
+use crate::accept;
 use crate::addr;
 use crate::TcpStream;
 use crate::ToSocketAddrs;
@@ -70,21 +71,19 @@ impl TcpListener {
 
     /// Waits for a connection and returns it with the peer's address.
     ///
-    /// A connection that the peer aborted before it was accepted (`ECONNABORTED`) is
-    /// skipped: it concerns only that client, and a server loop that ends with `?` should not
-    /// stop serving everyone else because of it.
+    /// Errors that concern only the connection being accepted are skipped: a peer that
+    /// aborted before it was accepted (`ECONNABORTED`), a protocol error, a firewall refusal
+    /// (`EPERM`), a network error pending on the new socket. A server loop that ends with `?`
+    /// should not stop serving everyone else because of one client. The errors that remain
+    /// concern the listener: out of fds (`EMFILE`, `ENFILE`) or memory (`ENOBUFS`,
+    /// `ENOMEM`), after which a server usually waits a little and accepts again.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         poll_fn(|cx| self.poll_accept(cx)).await
     }
 
     /// Polls for a connection (the poll form of [`accept`](Self::accept)).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
-        let (fd, peer) = ready!(self.io.poll_io(cx, Direction::Read, |l| loop {
-            match socket::accept(l.as_fd()) {
-                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                res => return res,
-            }
-        }))?;
+        let (fd, peer) = ready!(accept::poll_accept(&self.io, cx, |l| socket::accept(l.as_fd())))?;
         Poll::Ready(TcpStream::from_nonblocking_fd(fd).map(|s| (s, peer)))
     }
 

@@ -7,9 +7,10 @@ use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::task::{ready, Context, Poll};
 
-use mini_runtime::io::{Async, Direction};
+use mini_runtime::io::Async;
 use mini_runtime::socket;
 
+use crate::accept;
 use crate::UnixStream;
 
 /// The `listen(2)` backlog, as for TCP (the kernel caps it at `somaxconn`). A client that
@@ -80,13 +81,17 @@ impl UnixListener {
 
     /// Waits for a connection and returns it with the peer's address (usually unnamed: a
     /// client rarely binds its socket to a path).
+    ///
+    /// As with [`TcpListener::accept`](crate::TcpListener::accept), errors that concern only
+    /// the connection being accepted are skipped; those that concern the listener (out of
+    /// fds or memory) are returned.
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         poll_fn(|cx| self.poll_accept(cx)).await
     }
 
     /// Polls for a connection (the poll form of [`accept`](Self::accept)).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
-        let fd = ready!(self.io.poll_io(cx, Direction::Read, |l| socket::unix_accept(l.as_fd())))?;
+        let fd = ready!(accept::poll_accept(&self.io, cx, |l| socket::unix_accept(l.as_fd())))?;
         let stream = UnixStream::from_nonblocking_fd(fd)?;
         // Shortcut: one `getpeername` per connection, because std cannot build a `SocketAddr`
         // from the raw `sockaddr_un` that `accept4` could have filled in.

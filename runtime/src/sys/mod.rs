@@ -28,8 +28,9 @@ macro_rules! syscall {
 pub(crate) mod signal;
 mod socket;
 pub use socket::{
-    accept, connect, recv, recv_inq, send, set_owner, set_tcp_inq, tcp_connect, tcp_listen, tcp_socket,
-    udp_bind, unix_accept, unix_connect, unix_listen, unix_pair, unix_socket,
+    accept, connect, is_per_connection_accept_error, recv, recv_inq, send, set_owner, set_tcp_inq,
+    tcp_connect, tcp_listen, tcp_socket, udp_bind, unix_accept, unix_connect, unix_listen, unix_pair,
+    unix_socket,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -72,8 +73,9 @@ impl Event {
 pub(crate) struct Epoll {
     fd: OwnedFd,
     /// Whether to wait with `epoll_pwait2`, whose timeout has nanosecond precision (Linux
-    /// 5.11+). Turned off when the kernel answers ENOSYS, or by `MINI_EPOLL_WAIT=1` in the
-    /// environment, which is how the tests run the millisecond fallback on purpose.
+    /// 5.11+). Turned off when the syscall is refused (ENOSYS, EPERM or EINVAL: see
+    /// `wait_precise`), or by `MINI_EPOLL_WAIT=1` in the environment, which is how the tests
+    /// run the millisecond fallback on purpose.
     precise: Cell<bool>,
 }
 
@@ -110,60 +112,116 @@ impl Epoll {
         Ok(())
     }
 
-    /// Waits for events, filling the front of `events` (its length is the batch size), and
-    /// returns how many arrived. `None` waits forever. EINTR returns 0 events: the caller's
-    /// loop simply turns again.
+    /// Waits for events, filling the front of `events` (its length is the batch size).
+    /// `None` waits forever. A signal that interrupts the wait (EINTR) is not an error:
+    /// the result says so, and the caller's loop simply turns again.
     ///
-    /// A positive timeout goes to `epoll_pwait2` with full precision where the kernel has it.
-    /// The fallback, `epoll_wait`, takes milliseconds: the timeout is rounded *up*, so a
-    /// timer due in 0.3 ms waits 1 ms instead of spinning on zero-timeout calls.
-    pub(crate) fn wait(&self, events: &mut [Event], timeout: Option<Duration>) -> io::Result<usize> {
-        let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
-        // `Event` is repr(transparent) over epoll_event, and `events` holds `max` of them.
-        let ptr = events.as_mut_ptr().cast::<libc::epoll_event>();
+    /// A positive timeout goes to `epoll_pwait2` with full precision where the kernel lets
+    /// us use it (see `wait_precise` for when it does not). The fallback,
+    /// `epoll_wait`, takes milliseconds: the timeout is rounded *up*, so a timer due in 0.3 ms
+    /// waits 1 ms instead of spinning on zero-timeout calls until it is due.
+    pub(crate) fn wait(&self, events: &mut [Event], timeout: Option<Duration>) -> io::Result<Waited> {
         let res = match timeout {
-            Some(t) if !t.is_zero() && self.precise.get() => {
-                let ts = libc::timespec {
-                    tv_sec: t.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
-                    tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
-                };
-                // SAFETY: `ptr` is valid for `max` events, `ts` lives across the call, and a
-                // null sigmask means "do not change the signal mask".
-                let n = unsafe {
-                    libc::syscall(
-                        libc::SYS_epoll_pwait2,
-                        self.fd.as_raw_fd(),
-                        ptr,
-                        max,
-                        &ts as *const libc::timespec,
-                        std::ptr::null::<libc::sigset_t>(),
-                        0usize,
-                    )
-                };
-                if n == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
-                    self.precise.set(false);
-                    return self.wait(events, timeout);
-                }
-                if n == -1 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as libc::c_int)
-                }
-            }
-            _ => {
-                let timeout_ms = match timeout {
-                    None => -1,
-                    Some(t) => t.as_nanos().div_ceil(1_000_000).min(libc::c_int::MAX as u128) as libc::c_int,
-                };
-                syscall!(epoll_wait(self.fd.as_raw_fd(), ptr, max, timeout_ms))
-            }
+            Some(t) if !t.is_zero() && self.precise.get() => self.wait_precise(events, t),
+            _ => self.wait_millis(events, timeout),
         };
         match res {
-            Ok(n) => Ok(n as usize),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+            Ok(n) => Ok(Waited::Events(n)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Waited::Interrupted),
             Err(e) => Err(e),
         }
     }
+
+    /// `epoll_pwait2`, and the switch to `epoll_wait` for good when it is refused.
+    ///
+    /// Refusals, by errno:
+    ///
+    /// 1. ENOSYS: the kernel is older than 5.11 (or valgrind, which does not know syscall 441).
+    /// 2. EPERM: a seccomp profile that does not know the syscall. Container runtimes answer
+    ///    EPERM, not ENOSYS, for syscalls missing from their list, and `epoll_pwait2` itself
+    ///    never fails with EPERM, so it can only mean "not allowed".
+    /// 3. EINVAL: some seccomp profiles answer this instead. But EINVAL is also what a
+    ///    genuinely bad argument gets (an fd that is not an epoll instance, an empty `events`)
+    ///    and turning precision off would then hide a bug. So the same wait is tried once with
+    ///    `epoll_wait`: if that accepts it, the arguments were fine and the refusal was aimed
+    ///    at `epoll_pwait2`, so the fallback stays on; if it fails too, its error is returned
+    ///    and precision stays on.
+    fn wait_precise(&self, events: &mut [Event], t: Duration) -> io::Result<usize> {
+        let (ptr, max) = raw_events(events);
+        let ts = libc::timespec {
+            tv_sec: t.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+            tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
+        };
+        // SAFETY: `ptr` is valid for `max` events (`raw_events`), `ts` lives across the call,
+        // and a null sigmask means "do not change the signal mask".
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_epoll_pwait2,
+                self.fd.as_raw_fd(),
+                ptr,
+                max,
+                &ts as *const libc::timespec,
+                std::ptr::null::<libc::sigset_t>(),
+                0usize,
+            )
+        };
+        if n != -1 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::ENOSYS | libc::EPERM) => {
+                self.precise.set(false);
+                self.wait_millis(events, Some(t))
+            }
+            Some(libc::EINVAL) => {
+                let res = self.wait_millis(events, Some(t));
+                // EINTR proves the arguments as well as a result does.
+                if res.as_ref().map_or_else(|e| e.kind() == io::ErrorKind::Interrupted, |_| true) {
+                    self.precise.set(false);
+                }
+                res
+            }
+            _ => Err(err),
+        }
+    }
+
+    /// `epoll_wait`, with the timeout rounded up to whole milliseconds (`None`: forever).
+    fn wait_millis(&self, events: &mut [Event], timeout: Option<Duration>) -> io::Result<usize> {
+        let (ptr, max) = raw_events(events);
+        let timeout_ms = match timeout {
+            None => -1,
+            Some(t) => t.as_nanos().div_ceil(1_000_000).min(libc::c_int::MAX as u128) as libc::c_int,
+        };
+        let n = syscall!(epoll_wait(self.fd.as_raw_fd(), ptr, max, timeout_ms))?;
+        Ok(n as usize)
+    }
+}
+
+/// What one [`Epoll::wait`] came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waited {
+    /// This many events arrived (0: the timeout passed).
+    Events(usize),
+    /// A signal handler ran during the wait (EINTR); no events were taken.
+    Interrupted,
+}
+
+impl Waited {
+    /// How many events the caller should look at: none after an interruption.
+    pub(crate) fn events(self) -> usize {
+        match self {
+            Waited::Events(n) => n,
+            Waited::Interrupted => 0,
+        }
+    }
+}
+
+/// The kernel's view of an event buffer: a pointer to `epoll_event`s and how many fit.
+/// `Event` is `repr(transparent)` over `epoll_event`, so the slice is such an array.
+fn raw_events(events: &mut [Event]) -> (*mut libc::epoll_event, libc::c_int) {
+    let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
+    (events.as_mut_ptr().cast::<libc::epoll_event>(), max)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -248,5 +306,27 @@ pub(crate) fn retry_eintr<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             res => return res,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A genuinely bad argument (an empty event buffer: `maxevents` 0) is EINVAL for both
+    /// `epoll_pwait2` and `epoll_wait`. It must surface as an error, and must not be taken
+    /// for a seccomp refusal that turns precise timeouts off for good.
+    #[test]
+    fn a_bad_argument_is_an_error_not_a_refusal() {
+        let epoll = Epoll::new().unwrap();
+        // A valid wait first, so that `is_precise` says what this kernel allows (false on a
+        // kernel without epoll_pwait2, or under valgrind, which answers ENOSYS for it).
+        let mut one = [Event::EMPTY];
+        assert_eq!(epoll.wait(&mut one, Some(Duration::from_nanos(1))).unwrap(), Waited::Events(0));
+        let precise = epoll.is_precise();
+
+        let err = epoll.wait(&mut [], Some(Duration::from_millis(1))).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err}");
+        assert_eq!(epoll.is_precise(), precise, "EINVAL for a bad argument turned precision off");
     }
 }

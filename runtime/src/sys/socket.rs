@@ -302,6 +302,40 @@ pub fn unix_accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     accept_into(listener, None)
 }
 
+/// Whether an error from [`accept`] or [`unix_accept`] concerns only the one connection it
+/// was taking, so that the caller should skip it and accept the next, rather than the
+/// listener itself.
+///
+/// Per accept(2) on Linux:
+///
+/// - ECONNABORTED: the peer reset the connection while it waited in the backlog;
+/// - EPROTO: a protocol error on that connection;
+/// - EPERM: firewall rules forbid this connection;
+/// - ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH: network
+///   errors already pending on the new TCP/IP socket, which accept(2) says to "treat like
+///   EAGAIN by retrying" (a Unix listener never reports them). EOPNOTSUPP also means "not a
+///   SOCK_STREAM socket", a listener-level error, but mini's listeners are stream sockets.
+///
+/// Everything else is about the listener and goes to the caller: EMFILE and ENFILE (out of
+/// fds), ENOBUFS and ENOMEM, as in tokio, where a server loop backs off and tries again.
+pub fn is_per_connection_accept_error(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::EPROTO
+                | libc::EPERM
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+        )
+    )
+}
+
 /// `fcntl(fd, F_SETOWN, pid)`: makes process `pid` the owner of `fd`, the process the kernel
 /// sends `SIGIO` to once `O_ASYNC` is set. mini itself never uses signal-driven I/O; this is
 /// here for the `io_signal_driven` example, so that it needs no `unsafe` of its own.
