@@ -672,6 +672,32 @@ mod tests {
         assert!(remote.wait_briefly(Duration::MAX), "a queued wake must end the spin at once");
     }
 
+    /// The spin lasts its limit: a wake that another thread queues while it spins ends it.
+    #[test]
+    fn the_spin_waits_for_a_wake_that_comes_while_it_spins() {
+        let remote = Runtime::new().unwrap().core.remote.clone();
+        let queuer = {
+            let remote = remote.clone();
+            std::thread::spawn(move || remote.queue.push(7))
+        };
+        assert!(remote.wait_briefly(Duration::from_secs(30)), "the wake came within the limit");
+        queuer.join().unwrap();
+    }
+
+    /// Task ids are unique within a runtime (traces and the slow-poll warning name them).
+    #[test]
+    fn each_task_gets_its_own_id() {
+        let rt = Runtime::new().unwrap();
+        rt.block_on(async {
+            let handles: Vec<_> = (0..3).map(|_| crate::spawn(std::future::pending::<()>())).collect();
+            let tasks = rt.core.tasks.borrow();
+            // A fresh slab hands out the keys 0, 1, 2 (index 0..3, generation 0).
+            let ids: Vec<u64> = (0..3).map(|key| tasks.get(key).unwrap().info().id).collect();
+            assert_eq!(ids, [1, 2, 3]);
+            drop(handles);
+        });
+    }
+
     /// A wake that the spin catches may not have written the eventfd yet (the other thread
     /// is between its `notified` swap and its write), so no epoll event announces it: the
     /// loop must drain the remote queue on the spin's word alone.
