@@ -347,38 +347,57 @@ async fn a_wake_from_another_thread_interrupts_epoll_wait() {
 
 /// 10,000 tasks, each parked on its own one-shot, completed by two other threads at once:
 /// every cross-thread wake must arrive (no lost eventfd notification, no lost queue entry),
-/// so every task completes.
-#[mini::test]
-async fn ten_thousand_wakes_from_two_threads_all_arrive() {
+/// so every task is polled exactly twice, to park and once for its wake. A lost wake fails
+/// at the hang guard instead of hanging the test.
+#[test]
+fn ten_thousand_wakes_from_two_threads_all_arrive() {
     const TASKS: usize = 10_000;
-    let shots: Arc<Vec<Arc<Oneshot>>> = Arc::new((0..TASKS).map(|_| Arc::default()).collect());
-    let completed = Rc::new(Cell::new(0));
-    let tasks: Vec<_> = shots
-        .iter()
-        .map(|shot| {
-            let (shot, completed) = (shot.clone(), completed.clone());
-            mini::spawn(async move {
-                Wait { shot, parked: None }.await;
-                completed.set(completed.get() + 1);
-            })
-        })
-        .collect();
-    mini::yield_now().await; // every task runs once (they were queued first) and parks
-    assert!(shots.iter().all(|s| s.is_parked()), "some task did not park");
+    let polls = util::within_hang_guard(|| {
+        mini::block_on(async {
+            let shots: Arc<Vec<Arc<Oneshot>>> = Arc::new((0..TASKS).map(|_| Arc::default()).collect());
+            let polls = Rc::new(Cell::new(0usize));
+            let tasks: Vec<_> = shots
+                .iter()
+                .map(|shot| {
+                    let (shot, polls) = (shot.clone(), polls.clone());
+                    mini::spawn(Counted { polls, inner: Wait { shot, parked: None } })
+                })
+                .collect();
+            mini::yield_now().await; // every task runs once (they were queued first) and parks
+            assert!(shots.iter().all(|s| s.is_parked()), "some task did not park");
+            assert_eq!(polls.get(), TASKS);
 
-    let threads: Vec<_> = (0..2)
-        .map(|t| {
-            let shots = shots.clone();
-            std::thread::spawn(move || shots.iter().skip(t).step_by(2).for_each(|s| s.complete()))
+            let threads: Vec<_> = (0..2)
+                .map(|t| {
+                    let shots = shots.clone();
+                    std::thread::spawn(move || shots.iter().skip(t).step_by(2).for_each(|s| s.complete()))
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            polls.get()
         })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
+    });
+    assert_eq!(polls, 2 * TASKS, "each task: one poll to park, one for its wake");
+}
+
+/// Counts the polls of the future it wraps.
+struct Counted<F> {
+    polls: Rc<Cell<usize>>,
+    inner: F,
+}
+
+impl<F: Future + Unpin> Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.polls.set(self.polls.get() + 1);
+        Pin::new(&mut self.inner).poll(cx)
     }
-    for thread in threads {
-        thread.join().unwrap();
-    }
-    assert_eq!(completed.get(), TASKS);
 }
 
 /// `Async` over a Unix socket: `writable()` resolves at once with buffer space; once a read

@@ -12,6 +12,7 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
 use mini::io::Async;
 use mini::net::{TcpListener, TcpStream};
@@ -56,6 +57,35 @@ pub(crate) fn counting_waker() -> (Waker, Arc<WakeCounter>) {
 pub(crate) fn poll_once<F: Future>(fut: F, waker: &Waker) -> Poll<F::Output> {
     let fut = pin!(fut);
     fut.poll(&mut Context::from_waker(waker))
+}
+
+/// How long [`within_hang_guard`] lets a test body run before failing it as hung. Only a
+/// hang gets near it (the bodies take milliseconds natively, and seconds under valgrind);
+/// no assertion depends on how long anything took.
+pub(crate) const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// Runs `body` on its own thread and returns its result, or fails the test (naming the line
+/// that called it) if it has not finished after [`HANG_GUARD`]: a lost wake-up then fails
+/// the test instead of hanging CI. A panic in `body` is passed through unchanged. On a
+/// timeout the body's thread is left behind, blocked; the test process ends it on exit.
+#[track_caller]
+pub(crate) fn within_hang_guard<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
+    let caller = std::panic::Location::caller();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let _ = tx.send(body());
+    });
+    match rx.recv_timeout(HANG_GUARD) {
+        Ok(value) => value,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the body guarded at {caller} hung: still running after {HANG_GUARD:?} (a lost wake-up?)")
+        }
+        // The body panicked (dropping the sender): re-raise its panic here.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
+            Err(payload) => std::panic::resume_unwind(payload),
+            Ok(()) => unreachable!("the body returned without sending its result"),
+        },
+    }
 }
 
 /// Yields to the runtime until `handle` has finished, at most `max_yields` times, then
