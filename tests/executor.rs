@@ -421,12 +421,21 @@ fn repeated_wakes_before_a_task_runs_schedule_it_once() {
     assert_eq!(polls.get(), 3);
 }
 
+/// A finished task's waker, woken on the runtime thread and from another thread, polls
+/// nothing: not the task spawned after it (which takes the finished task's slab slot).
+/// After the runtime is dropped, the wakers of its tasks, finished or cancelled at the drop,
+/// still do nothing: nothing polled in another runtime that runs on the same thread (whose
+/// first task has the same slab key), and, outside any runtime, no panic, no poll, no
+/// second drop.
 #[test]
 fn waking_a_finished_task_or_a_dropped_runtime_does_nothing() {
     let kept: Rc<RefCell<Option<Waker>>> = Rc::default();
+    let (pending_polls, pending_waker) = (Rc::new(Cell::new(0)), Rc::new(RefCell::new(None)));
+    let drops = Rc::new(Cell::new(0));
     let rt = mini::Runtime::new().unwrap();
     rt.block_on({
-        let kept = kept.clone();
+        let (kept, pending_polls, pending_waker, drops) =
+            (kept.clone(), pending_polls.clone(), pending_waker.clone(), drops.clone());
         async move {
             let k = kept.clone();
             mini::spawn(poll_fn(move |cx| {
@@ -435,17 +444,54 @@ fn waking_a_finished_task_or_a_dropped_runtime_does_nothing() {
             }))
             .await
             .unwrap();
-            let w = kept.borrow().clone().unwrap();
-            w.wake_by_ref(); // the task is finished: nothing is scheduled
+            // Spawned after the finished task has left the slab: it reuses that slot.
+            let guard = DropCounter(drops.clone());
+            let probe = Probe { polls: pending_polls.clone(), waker: pending_waker };
+            mini::spawn(async move {
+                let _guard = guard;
+                probe.await;
+            });
             mini::yield_now().await;
+            assert_eq!(pending_polls.get(), 1);
+
+            let w = kept.borrow().clone().unwrap();
+            w.wake_by_ref();
+            let remote = w.clone();
+            std::thread::spawn(move || remote.wake()).join().unwrap();
+            run_everything_woken().await;
+            assert_eq!(pending_polls.get(), 1, "a finished task's wake polled the task in its slot");
             assert_eq!(mini::spawn(async { 5 }).await.unwrap(), 5);
         }
     });
-    let w = kept.borrow_mut().take().unwrap();
+    let finished = kept.borrow_mut().take().unwrap();
+    let cancelled = pending_waker.borrow_mut().take().unwrap();
     drop(rt);
-    // After the runtime is gone: on this thread, and from another one.
-    w.wake_by_ref();
-    std::thread::spawn(move || w.wake()).join().unwrap();
+    assert_eq!(drops.get(), 1, "dropping the runtime drops its pending task");
+
+    // A new runtime on the same thread, whose second task has the slab key that the dead
+    // runtime's cancelled task had (both are the second occupant of the first slot).
+    let polls = Rc::new(Cell::new(0));
+    mini::block_on({
+        let (polls, wakers) = (polls.clone(), [finished.clone(), cancelled.clone()]);
+        async move {
+            mini::spawn(async {}).await.unwrap();
+            mini::spawn(Probe { polls: polls.clone(), waker: Rc::default() });
+            mini::yield_now().await;
+            assert_eq!(polls.get(), 1);
+            for w in &wakers {
+                w.wake_by_ref();
+            }
+            run_everything_woken().await;
+        }
+    });
+    assert_eq!(polls.get(), 1, "a dead runtime's waker polled a task of the new one");
+    // Outside any runtime: on this thread, and from another one.
+    for w in [&finished, &cancelled] {
+        w.wake_by_ref();
+        let remote = w.clone();
+        std::thread::spawn(move || remote.wake()).join().unwrap();
+    }
+    assert_eq!((pending_polls.get(), drops.get()), (1, 1), "a wake after the drop ran the task");
 }
 
 #[test]
@@ -462,27 +508,52 @@ fn block_on_inside_block_on_panics_with_a_clear_message() {
     });
 }
 
+/// A task that awaits its own `JoinHandle` (not useful code, but it must not crash the
+/// runtime with a `RefCell` double borrow) waits forever, and can still be cancelled:
+/// `abort` ends it, its destructors run, and the handle reports the cancellation.
 #[test]
 fn a_task_awaiting_its_own_handle_is_cancellable() {
-    // Not useful code, but it must not crash the runtime with a RefCell double borrow.
-    mini::block_on(async {
-        let cell: Rc<RefCell<Option<mini::JoinHandle<()>>>> = Rc::default();
-        let c = cell.clone();
-        let handle = mini::spawn(async move {
-            mini::yield_now().await;
-            let own = c.borrow_mut().take();
-            if let Some(h) = own {
-                let _ = h.await;
+    let drops = Rc::new(Cell::new(0));
+    mini::block_on({
+        let drops = drops.clone();
+        async move {
+            let cell: Rc<RefCell<Option<mini::JoinHandle<()>>>> = Rc::default();
+            let polls = Rc::new(Cell::new(0));
+            let (c, p, guard) = (cell.clone(), polls.clone(), DropCounter(drops.clone()));
+            let handle = mini::spawn(async move {
+                let _guard = guard;
+                // Awaits its own handle, which stays in the cell so that it can be aborted.
+                poll_fn(|cx| {
+                    p.set(p.get() + 1);
+                    match c.borrow_mut().as_mut() {
+                        Some(own) => Pin::new(own).poll(cx).map(drop),
+                        None => Poll::Pending, // not handed over yet
+                    }
+                })
+                .await;
+            });
+            *cell.borrow_mut() = Some(handle);
+            for _ in 0..3 {
+                mini::yield_now().await;
             }
-        });
-        let probe = mini::spawn(async { 1 });
-        mini::yield_now().await;
-        assert_eq!(probe.await.unwrap(), 1);
-        *cell.borrow_mut() = Some(handle);
-        for _ in 0..3 {
-            mini::yield_now().await;
+            assert!(polls.get() >= 1, "the task never ran");
+            assert_eq!(drops.get(), 0, "the task ended while awaiting itself");
+            let handle = cell.borrow_mut().take().unwrap();
+            assert!(!handle.is_finished());
+            handle.abort();
+            for _ in 0..100 {
+                if handle.is_finished() {
+                    break;
+                }
+                mini::yield_now().await;
+            }
+            assert!(handle.is_finished(), "the aborted task still runs after 100 yields");
+            let err = handle.await.unwrap_err();
+            assert!(err.is_cancelled(), "expected a cancellation, got {err:?}");
+            assert_eq!(drops.get(), 1, "the cancelled task's destructors ran once");
         }
     });
+    assert_eq!(drops.get(), 1);
 }
 
 /// A task that spent its I/O budget waits for the loop's next look at epoll, so sockets that
