@@ -148,6 +148,38 @@ pub(crate) fn set_linger_zero(socket: &impl AsFd) -> io::Result<()> {
     Ok(())
 }
 
+/// A loopback TCP port that refuses connections for as long as the returned socket is open:
+/// the socket is bound but never `listen`s, so it keeps the port reserved (no other socket
+/// can bind it meanwhile, unlike a port that was bound and closed) and the kernel answers a
+/// connect to it with a reset.
+pub(crate) fn refusing_tcp_port() -> io::Result<(std::os::fd::OwnedFd, std::net::SocketAddr)> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: socket(2) takes no pointers; a non-negative result is a new fd that we own.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nothing else.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr { s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be() },
+        sin_zero: [0; 8],
+    };
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: the fd is open; `addr` is a live `sockaddr_in` whose exact size is passed.
+    if unsafe { libc::bind(fd, (&addr as *const libc::sockaddr_in).cast(), len) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the fd is open; `addr` and `len` are live and writable, `len` holds its size.
+    if unsafe { libc::getsockname(fd, (&mut addr as *mut libc::sockaddr_in).cast(), &mut len) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    let port = u16::from_be(addr.sin_port);
+    Ok((socket, std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port))))
+}
+
 /// Whether the open file description behind fd number `fd` has `O_NONBLOCK` set. A raw
 /// number, because `TcpListener` does not expose its fd; the caller keeps the fd open.
 pub(crate) fn is_nonblocking(fd: RawFd) -> io::Result<bool> {
