@@ -2,7 +2,10 @@
 //! waker contract (cross-thread wakes, duplicate wakes, wakes after the end).
 //!
 //! Every assertion counts something (polls, wakes, drops, order of events); nothing sleeps
-//! or measures time.
+//! or measures time. Tests whose failure would be a lost wake-up run under
+//! `util::within_hang_guard`, so that it fails the test instead of hanging it.
+
+mod util;
 
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
@@ -10,8 +13,8 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use mini::io::Async;
@@ -227,90 +230,95 @@ fn block_on_returning_drops_the_remaining_tasks() {
     assert_eq!(drops.get(), 1);
 }
 
+/// A spawned task parks and hands its waker to another thread, which wakes it once. With
+/// nothing else to do the loop blocks in `epoll_wait`, where only the eventfd can reach it:
+/// the task must be polled again, exactly once. A lost wake fails at the hang guard.
 #[test]
 fn a_wake_from_another_thread_reaches_a_parked_task() {
-    let slot: Arc<Mutex<(bool, Option<Waker>)>> = Arc::default();
-    let value = mini::block_on({
-        let slot = slot.clone();
-        async move {
-            let thread_slot = slot.clone();
-            let first = Arc::new(AtomicUsize::new(0));
-            let helper = {
-                let first = first.clone();
-                std::thread::spawn(move || loop {
-                    // Wait (spinning politely) until the task has parked its waker.
-                    let mut s = thread_slot.lock().unwrap();
-                    if let Some(w) = s.1.take() {
-                        s.0 = true;
-                        first.fetch_add(1, Ordering::SeqCst);
-                        drop(s);
-                        w.wake();
-                        return;
-                    }
-                    drop(s);
-                    std::thread::yield_now();
-                })
-            };
-            // With nothing else to do the loop blocks in epoll_wait: only the eventfd can
-            // bring it back.
-            poll_fn(|cx| {
-                let mut s = slot.lock().unwrap();
-                if s.0 {
-                    Poll::Ready(())
-                } else {
-                    s.1 = Some(cx.waker().clone());
-                    Poll::Pending
-                }
+    let (polls, woken_by_helper) = util::within_hang_guard(|| {
+        let (waker_tx, waker_rx) = mpsc::channel::<Waker>();
+        let woken = Arc::new(AtomicBool::new(false));
+        let helper = {
+            let woken = woken.clone();
+            std::thread::spawn(move || {
+                let waker = waker_rx.recv().expect("the task sends its waker");
+                woken.store(true, Ordering::SeqCst);
+                waker.wake();
             })
-            .await;
-            helper.join().unwrap();
-            first.load(Ordering::SeqCst)
-        }
+        };
+        let polls = mini::block_on(async move {
+            let task = mini::spawn(async move {
+                let mut polls = 0;
+                poll_fn(|cx| {
+                    polls += 1;
+                    if woken.load(Ordering::SeqCst) {
+                        return Poll::Ready(());
+                    }
+                    if polls == 1 {
+                        waker_tx.send(cx.waker().clone()).unwrap();
+                    }
+                    Poll::Pending
+                })
+                .await;
+                polls
+            });
+            task.await.unwrap()
+        });
+        (polls, helper.join().is_ok())
     });
-    assert_eq!(value, 1);
+    assert!(woken_by_helper, "the waking thread panicked");
+    assert_eq!(polls, 2, "one poll to park, one for the one wake");
 }
 
+/// 2,000 tasks each hand their waker to one other thread, which wakes them in turn while the
+/// runtime runs, sleeps, and drains its remote queue: every wake must arrive (each task is
+/// polled exactly twice: to park, and once for its wake). A lost one fails at the hang guard.
 #[test]
 fn many_cross_thread_wakes_all_arrive() {
     const TASKS: usize = 2_000;
-    let done = mini::block_on(async {
-        let (tx, rx) = std::sync::mpsc::channel::<(Arc<Mutex<bool>>, Waker)>();
-        let wakers = std::thread::spawn(move || {
-            for (flag, waker) in rx {
-                *flag.lock().unwrap() = true;
-                waker.wake();
-            }
-        });
-        let handles: Vec<_> = (0..TASKS)
-            .map(|_| {
-                let tx = tx.clone();
-                mini::spawn(async move {
-                    let flag = Arc::new(Mutex::new(false));
-                    let mut sent = false;
-                    poll_fn(|cx| {
-                        if *flag.lock().unwrap() {
-                            return Poll::Ready(());
-                        }
-                        if !sent {
-                            sent = true;
-                            tx.send((flag.clone(), cx.waker().clone())).unwrap();
-                        }
-                        Poll::Pending
+    let (polls, woken) = util::within_hang_guard(|| {
+        mini::block_on(async {
+            let (tx, rx) = mpsc::channel::<(Arc<AtomicBool>, Waker)>();
+            let wakers = std::thread::spawn(move || {
+                let mut woken = 0;
+                for (flag, waker) in rx {
+                    flag.store(true, Ordering::SeqCst);
+                    waker.wake();
+                    woken += 1;
+                }
+                woken
+            });
+            let polls = Rc::new(Cell::new(0usize));
+            let handles: Vec<_> = (0..TASKS)
+                .map(|_| {
+                    let (tx, polls) = (tx.clone(), polls.clone());
+                    mini::spawn(async move {
+                        let flag = Arc::new(AtomicBool::new(false));
+                        let mut sent = false;
+                        poll_fn(|cx| {
+                            polls.set(polls.get() + 1);
+                            if flag.load(Ordering::SeqCst) {
+                                return Poll::Ready(());
+                            }
+                            if !sent {
+                                sent = true;
+                                tx.send((flag.clone(), cx.waker().clone())).unwrap();
+                            }
+                            Poll::Pending
+                        })
+                        .await;
                     })
-                    .await;
                 })
-            })
-            .collect();
-        drop(tx);
-        let mut done = 0;
-        for h in handles {
-            h.await.unwrap();
-            done += 1;
-        }
-        wakers.join().unwrap();
-        done
+                .collect();
+            drop(tx);
+            for h in handles {
+                h.await.unwrap();
+            }
+            (polls.get(), wakers.join().unwrap())
+        })
     });
-    assert_eq!(done, TASKS);
+    assert_eq!(woken, TASKS, "the other thread woke every task once");
+    assert_eq!(polls, 2 * TASKS, "each task: one poll to park, one for its wake");
 }
 
 /// A task and a thread wake each other in lockstep, 20,000 times. Each remote wake lands at
@@ -367,6 +375,20 @@ fn lockstep_wakes_from_another_thread_are_never_lost() {
     assert_eq!(rounds, ROUNDS);
 }
 
+/// Runs everything already woken: one reactor turn that began after this call (so a remote
+/// wake's eventfd write, made before it, has been seen and the remote queue drained), then
+/// yields, each of which puts the caller behind every task queued before it.
+async fn run_everything_woken() {
+    util::reactor_turn().await;
+    for _ in 0..3 {
+        mini::yield_now().await;
+    }
+}
+
+/// Ten wakes before a task runs again queue it once: ten on the runtime thread, then ten from
+/// another thread, all of which land before the task next runs (this thread waits for that
+/// thread to finish). A wake that ignored the `scheduled` flag would queue the task once per
+/// wake, and each queued key is one more poll.
 #[test]
 fn repeated_wakes_before_a_task_runs_schedule_it_once() {
     let polls = Rc::new(Cell::new(0));
@@ -381,7 +403,9 @@ fn repeated_wakes_before_a_task_runs_schedule_it_once() {
             for _ in 0..10 {
                 w.wake_by_ref();
             }
-            // From another thread as well: still one queued run.
+            run_everything_woken().await;
+            assert_eq!(polls.get(), 2, "ten local wakes before the next run must mean one poll");
+
             let remote = w.clone();
             std::thread::spawn(move || {
                 for _ in 0..10 {
@@ -390,22 +414,28 @@ fn repeated_wakes_before_a_task_runs_schedule_it_once() {
             })
             .join()
             .unwrap();
-            // Let the runtime process everything: the remote wakes arrive via the eventfd,
-            // which the loop checks before it polls us again after these yields.
-            for _ in 0..5 {
-                mini::yield_now().await;
-            }
+            run_everything_woken().await;
+            assert_eq!(polls.get(), 3, "ten remote wakes before the next run must mean one poll");
         }
     });
-    assert_eq!(polls.get(), 2, "twenty wakes before the next run must mean one poll");
+    assert_eq!(polls.get(), 3);
 }
 
+/// A finished task's waker, woken on the runtime thread and from another thread, polls
+/// nothing: not the task spawned after it (which takes the finished task's slab slot).
+/// After the runtime is dropped, the wakers of its tasks, finished or cancelled at the drop,
+/// still do nothing: nothing polled in another runtime that runs on the same thread (whose
+/// first task has the same slab key), and, outside any runtime, no panic, no poll, no
+/// second drop.
 #[test]
 fn waking_a_finished_task_or_a_dropped_runtime_does_nothing() {
     let kept: Rc<RefCell<Option<Waker>>> = Rc::default();
+    let (pending_polls, pending_waker) = (Rc::new(Cell::new(0)), Rc::new(RefCell::new(None)));
+    let drops = Rc::new(Cell::new(0));
     let rt = mini::Runtime::new().unwrap();
     rt.block_on({
-        let kept = kept.clone();
+        let (kept, pending_polls, pending_waker, drops) =
+            (kept.clone(), pending_polls.clone(), pending_waker.clone(), drops.clone());
         async move {
             let k = kept.clone();
             mini::spawn(poll_fn(move |cx| {
@@ -414,17 +444,54 @@ fn waking_a_finished_task_or_a_dropped_runtime_does_nothing() {
             }))
             .await
             .unwrap();
-            let w = kept.borrow().clone().unwrap();
-            w.wake_by_ref(); // the task is finished: nothing is scheduled
+            // Spawned after the finished task has left the slab: it reuses that slot.
+            let guard = DropCounter(drops.clone());
+            let probe = Probe { polls: pending_polls.clone(), waker: pending_waker };
+            mini::spawn(async move {
+                let _guard = guard;
+                probe.await;
+            });
             mini::yield_now().await;
+            assert_eq!(pending_polls.get(), 1);
+
+            let w = kept.borrow().clone().unwrap();
+            w.wake_by_ref();
+            let remote = w.clone();
+            std::thread::spawn(move || remote.wake()).join().unwrap();
+            run_everything_woken().await;
+            assert_eq!(pending_polls.get(), 1, "a finished task's wake polled the task in its slot");
             assert_eq!(mini::spawn(async { 5 }).await.unwrap(), 5);
         }
     });
-    let w = kept.borrow_mut().take().unwrap();
+    let finished = kept.borrow_mut().take().unwrap();
+    let cancelled = pending_waker.borrow_mut().take().unwrap();
     drop(rt);
-    // After the runtime is gone: on this thread, and from another one.
-    w.wake_by_ref();
-    std::thread::spawn(move || w.wake()).join().unwrap();
+    assert_eq!(drops.get(), 1, "dropping the runtime drops its pending task");
+
+    // A new runtime on the same thread, whose second task has the slab key that the dead
+    // runtime's cancelled task had (both are the second occupant of the first slot).
+    let polls = Rc::new(Cell::new(0));
+    mini::block_on({
+        let (polls, wakers) = (polls.clone(), [finished.clone(), cancelled.clone()]);
+        async move {
+            mini::spawn(async {}).await.unwrap();
+            mini::spawn(Probe { polls: polls.clone(), waker: Rc::default() });
+            mini::yield_now().await;
+            assert_eq!(polls.get(), 1);
+            for w in &wakers {
+                w.wake_by_ref();
+            }
+            run_everything_woken().await;
+        }
+    });
+    assert_eq!(polls.get(), 1, "a dead runtime's waker polled a task of the new one");
+    // Outside any runtime: on this thread, and from another one.
+    for w in [&finished, &cancelled] {
+        w.wake_by_ref();
+        let remote = w.clone();
+        std::thread::spawn(move || remote.wake()).join().unwrap();
+    }
+    assert_eq!((pending_polls.get(), drops.get()), (1, 1), "a wake after the drop ran the task");
 }
 
 #[test]
@@ -441,27 +508,52 @@ fn block_on_inside_block_on_panics_with_a_clear_message() {
     });
 }
 
+/// A task that awaits its own `JoinHandle` (not useful code, but it must not crash the
+/// runtime with a `RefCell` double borrow) waits forever, and can still be cancelled:
+/// `abort` ends it, its destructors run, and the handle reports the cancellation.
 #[test]
 fn a_task_awaiting_its_own_handle_is_cancellable() {
-    // Not useful code, but it must not crash the runtime with a RefCell double borrow.
-    mini::block_on(async {
-        let cell: Rc<RefCell<Option<mini::JoinHandle<()>>>> = Rc::default();
-        let c = cell.clone();
-        let handle = mini::spawn(async move {
-            mini::yield_now().await;
-            let own = c.borrow_mut().take();
-            if let Some(h) = own {
-                let _ = h.await;
+    let drops = Rc::new(Cell::new(0));
+    mini::block_on({
+        let drops = drops.clone();
+        async move {
+            let cell: Rc<RefCell<Option<mini::JoinHandle<()>>>> = Rc::default();
+            let polls = Rc::new(Cell::new(0));
+            let (c, p, guard) = (cell.clone(), polls.clone(), DropCounter(drops.clone()));
+            let handle = mini::spawn(async move {
+                let _guard = guard;
+                // Awaits its own handle, which stays in the cell so that it can be aborted.
+                poll_fn(|cx| {
+                    p.set(p.get() + 1);
+                    match c.borrow_mut().as_mut() {
+                        Some(own) => Pin::new(own).poll(cx).map(drop),
+                        None => Poll::Pending, // not handed over yet
+                    }
+                })
+                .await;
+            });
+            *cell.borrow_mut() = Some(handle);
+            for _ in 0..3 {
+                mini::yield_now().await;
             }
-        });
-        let probe = mini::spawn(async { 1 });
-        mini::yield_now().await;
-        assert_eq!(probe.await.unwrap(), 1);
-        *cell.borrow_mut() = Some(handle);
-        for _ in 0..3 {
-            mini::yield_now().await;
+            assert!(polls.get() >= 1, "the task never ran");
+            assert_eq!(drops.get(), 0, "the task ended while awaiting itself");
+            let handle = cell.borrow_mut().take().unwrap();
+            assert!(!handle.is_finished());
+            handle.abort();
+            for _ in 0..100 {
+                if handle.is_finished() {
+                    break;
+                }
+                mini::yield_now().await;
+            }
+            assert!(handle.is_finished(), "the aborted task still runs after 100 yields");
+            let err = handle.await.unwrap_err();
+            assert!(err.is_cancelled(), "expected a cancellation, got {err:?}");
+            assert_eq!(drops.get(), 1, "the cancelled task's destructors ran once");
         }
     });
+    assert_eq!(drops.get(), 1);
 }
 
 /// A task that spent its I/O budget waits for the loop's next look at epoll, so sockets that

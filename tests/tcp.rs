@@ -191,9 +191,11 @@ async fn peer_closed_wakes_every_waiting_task() -> io::Result<()> {
 
 /// A connect to a port nobody listens on fails with `ConnectionRefused` (read from
 /// `SO_ERROR` after the non-blocking connect completes), not with a hang or another kind.
+/// The port is held by a socket that is bound but not listening, so no other process can
+/// start listening on it during the test.
 #[mini::test]
 async fn connect_to_a_closed_port_is_refused() -> io::Result<()> {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?; // bound, then closed
+    let (_reserved, addr) = util::refusing_tcp_port()?;
     let err = TcpStream::connect(addr).await.expect_err("nobody listens on that port");
     assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
     Ok(())

@@ -12,6 +12,7 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
 use mini::io::Async;
 use mini::net::{TcpListener, TcpStream};
@@ -56,6 +57,35 @@ pub(crate) fn counting_waker() -> (Waker, Arc<WakeCounter>) {
 pub(crate) fn poll_once<F: Future>(fut: F, waker: &Waker) -> Poll<F::Output> {
     let fut = pin!(fut);
     fut.poll(&mut Context::from_waker(waker))
+}
+
+/// How long [`within_hang_guard`] lets a test body run before failing it as hung. Only a
+/// hang gets near it (the bodies take milliseconds natively, and seconds under valgrind);
+/// no assertion depends on how long anything took.
+pub(crate) const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// Runs `body` on its own thread and returns its result, or fails the test (naming the line
+/// that called it) if it has not finished after [`HANG_GUARD`]: a lost wake-up then fails
+/// the test instead of hanging CI. A panic in `body` is passed through unchanged. On a
+/// timeout the body's thread is left behind, blocked; the test process ends it on exit.
+#[track_caller]
+pub(crate) fn within_hang_guard<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
+    let caller = std::panic::Location::caller();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let _ = tx.send(body());
+    });
+    match rx.recv_timeout(HANG_GUARD) {
+        Ok(value) => value,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the body guarded at {caller} hung: still running after {HANG_GUARD:?} (a lost wake-up?)")
+        }
+        // The body panicked (dropping the sender): re-raise its panic here.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
+            Err(payload) => std::panic::resume_unwind(payload),
+            Ok(()) => unreachable!("the body returned without sending its result"),
+        },
+    }
 }
 
 /// Yields to the runtime until `handle` has finished, at most `max_yields` times, then
@@ -116,6 +146,38 @@ pub(crate) fn set_linger_zero(socket: &impl AsFd) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// A loopback TCP port that refuses connections for as long as the returned socket is open:
+/// the socket is bound but never `listen`s, so it keeps the port reserved (no other socket
+/// can bind it meanwhile, unlike a port that was bound and closed) and the kernel answers a
+/// connect to it with a reset.
+pub(crate) fn refusing_tcp_port() -> io::Result<(std::os::fd::OwnedFd, std::net::SocketAddr)> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: socket(2) takes no pointers; a non-negative result is a new fd that we own.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nothing else.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr { s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be() },
+        sin_zero: [0; 8],
+    };
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: the fd is open; `addr` is a live `sockaddr_in` whose exact size is passed.
+    if unsafe { libc::bind(fd, (&addr as *const libc::sockaddr_in).cast(), len) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the fd is open; `addr` and `len` are live and writable, `len` holds its size.
+    if unsafe { libc::getsockname(fd, (&mut addr as *mut libc::sockaddr_in).cast(), &mut len) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    let port = u16::from_be(addr.sin_port);
+    Ok((socket, std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port))))
 }
 
 /// Whether the open file description behind fd number `fd` has `O_NONBLOCK` set. A raw
