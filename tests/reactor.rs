@@ -59,7 +59,7 @@ async fn fd_reuse_round() -> io::Result<bool> {
     // Park a counting waker on the old fd: the read finds nothing and must return Pending.
     let (stale_waker, stale_wakes) = counting_waker();
     let mut buf = [0; 16];
-    assert!(poll_once(old.read_with(|s| read_unix(s, &mut buf)), &stale_waker).is_pending());
+    assert!(park_read(&old, &stale_waker));
     drop(old); // deregisters, then closes `fd`
 
     // Fds are allocated lowest-first: the next socket gets `fd` back, unless another thread
@@ -86,7 +86,7 @@ async fn fd_reuse_round() -> io::Result<bool> {
     let (sync_tx, sync_rx) = UnixStream::pair()?;
     let sync_rx = Async::new(sync_rx)?;
     let (throwaway, _) = counting_waker();
-    assert!(poll_once(sync_rx.read_with(|s| read_unix(s, &mut buf)), &throwaway).is_pending());
+    assert!(park_read(&sync_rx, &throwaway));
 
     // All three become readable now; one reactor turn reports them together.
     (&old_peer).write_all(b"old")?;
@@ -144,9 +144,8 @@ async fn register_again_round() -> io::Result<bool> {
         panic!("registering the socket again under fd {fd} failed ({e}): epoll still held the dropped Async's registration")
     });
     // And the new registration works: a read parks, the peer's write wakes it.
-    let mut buf = [0; 8];
     let (waker, wakes) = counting_waker();
-    assert!(poll_once(again.read_with(|s| read_unix(s, &mut buf)), &waker).is_pending());
+    assert!(park_read(&again, &waker));
     let reader = mini::spawn(async move {
         let mut buf = [0; 8];
         let n = again.read_with(|s| read_unix(s, &mut buf)).await?;
@@ -157,6 +156,15 @@ async fn register_again_round() -> io::Result<bool> {
     assert_eq!(join_within(reader, 10_000).await?, b"again");
     assert_eq!(wakes.count(), 1, "the first waiter was woken by the write too");
     Ok(true)
+}
+
+/// Polls a read on `io` once with `waker` through the poll path (`poll_io`), as a task's
+/// `AsyncRead::poll_read` would; true if it parked. The waker stays in the fd's read slot
+/// after this returns, as a waiting task's does. (A `read_with` future polled once and
+/// dropped takes its waker out with it: a wait given up leaves nothing behind.)
+fn park_read(io: &Async<UnixStream>, waker: &Waker) -> bool {
+    let mut buf = [0; 8];
+    io.poll_io(&mut Context::from_waker(waker), Direction::Read, |s| read_unix(s, &mut buf)).is_pending()
 }
 
 /// A closure for a [`Hook`] waker to run once.
@@ -221,10 +229,9 @@ async fn an_event_in_flight_for_a_dropped_source_misses_the_source_in_its_slot()
             let (socket, peer) = UnixStream::pair().unwrap();
             fresh.borrow_mut().push((Async::new(socket).unwrap(), peer)); // its slot, reused
         });
-        let mut buf = [0; 8];
         let me = me.borrow();
         let me = me.as_ref().unwrap();
-        assert!(poll_once(me.read_with(|s| read_unix(s, &mut buf)), &waker).is_pending());
+        assert!(park_read(me, &waker));
     }
 
     // Both peers shut down their write side (a close might not reach the socket: a child
@@ -392,8 +399,7 @@ async fn readable_wakes_every_waiting_task() -> io::Result<()> {
     let (tx, rx) = UnixStream::pair()?;
     let rx = Rc::new(Async::new(rx)?);
     let (throwaway, _) = counting_waker();
-    let mut buf = [0; 8];
-    assert!(poll_once(rx.read_with(|s| read_unix(s, &mut buf)), &throwaway).is_pending());
+    assert!(park_read(&rx, &throwaway));
 
     let [first, second] = [(), ()].map(|()| {
         let rx = rx.clone();
@@ -559,7 +565,7 @@ async fn async_over_a_unix_socket() -> io::Result<()> {
     assert!(matches!(poll_once(tx.writable(), &waker), Poll::Ready(Ok(()))));
 
     let mut buf = [0; 16];
-    assert!(poll_once(rx.read_with(|s| read_unix(s, &mut buf)), &waker).is_pending());
+    assert!(park_read(&rx, &waker));
     assert!(poll_once(rx.readable(), &waker).is_pending(), "readable with nothing to read");
 
     let waiter = mini::spawn({
