@@ -25,6 +25,8 @@ pub(crate) struct EchoServer {
     child: Child,
     stdout: BufReader<ChildStdout>,
     stderr: Receiver<String>,
+    /// Its `MINI_TRACE=1` lines (`mini +…`), when started with [`EchoServer::start_traced`].
+    trace: Receiver<String>,
     /// Where it listens, from its "echo server listening on ADDR" line.
     pub(crate) addr: String,
 }
@@ -33,6 +35,16 @@ impl EchoServer {
     /// Starts the server. With `fd_limit`, its soft `RLIMIT_NOFILE` is set to that many fds
     /// first (by `ulimit` in a shell that then `exec`s the server, so the pid is the server's).
     pub(crate) fn start(fd_limit: Option<u64>, args: &[&str]) -> EchoServer {
+        EchoServer::spawn(fd_limit, args, false)
+    }
+
+    /// [`start`](Self::start), with `MINI_TRACE=1`: the loop's steps come through
+    /// [`next_trace_line`](Self::next_trace_line), apart from the server's own log lines.
+    pub(crate) fn start_traced(fd_limit: Option<u64>, args: &[&str]) -> EchoServer {
+        EchoServer::spawn(fd_limit, args, true)
+    }
+
+    fn spawn(fd_limit: Option<u64>, args: &[&str], traced: bool) -> EchoServer {
         let binary = example_binary();
         let mut command = match fd_limit {
             Some(limit) => {
@@ -42,6 +54,11 @@ impl EchoServer {
             }
             None => Command::new(&binary),
         };
+        if traced {
+            command.env("MINI_TRACE", "1");
+        } else {
+            command.env_remove("MINI_TRACE");
+        }
         let mut child = command
             .arg("127.0.0.1:0")
             .args(args)
@@ -51,15 +68,19 @@ impl EchoServer {
             .expect("start echo_server");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         // A thread forwards stderr line by line, so a test can look at what was logged so far
-        // without blocking, and the pipe never fills.
+        // without blocking, and the pipe never fills. Trace lines go to a channel of their own.
         let (tx, stderr) = mpsc::channel();
+        let (trace_tx, trace) = mpsc::channel();
         let mut child_stderr = BufReader::new(child.stderr.take().unwrap());
         std::thread::spawn(move || loop {
             let mut line = String::new();
             match child_stderr.read_line(&mut line) {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {
-                    if tx.send(line).is_err() {
+                    // A test that never looks at the trace drops its receiver: ignore that.
+                    if line.starts_with("mini +") {
+                        let _ = trace_tx.send(line);
+                    } else if tx.send(line).is_err() {
                         return;
                     }
                 }
@@ -72,7 +93,7 @@ impl EchoServer {
             panic!("echo_server did not start: stdout {first:?}, stderr {logged:?}");
         };
         let addr = addr.to_string();
-        EchoServer { child, stdout, stderr, addr }
+        EchoServer { child, stdout, stderr, trace, addr }
     }
 
     /// The server's pid (also after the shell's `exec`).
@@ -119,6 +140,20 @@ impl EchoServer {
             Err(RecvTimeoutError::Timeout) => panic!("echo_server logged nothing for {HANG_GUARD:?}"),
             Err(RecvTimeoutError::Disconnected) => panic!("echo_server closed stderr"),
         }
+    }
+
+    /// Waits for the next `MINI_TRACE` line (failing after the hang guard).
+    pub(crate) fn next_trace_line(&self) -> String {
+        match self.trace.recv_timeout(HANG_GUARD) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => panic!("echo_server traced nothing for {HANG_GUARD:?}"),
+            Err(RecvTimeoutError::Disconnected) => panic!("echo_server closed stderr (or is not traced)"),
+        }
+    }
+
+    /// Drops the `MINI_TRACE` lines received so far.
+    pub(crate) fn skip_trace_so_far(&self) {
+        self.trace.try_iter().for_each(drop);
     }
 
     /// The stderr lines logged since the last look, without waiting.
