@@ -619,3 +619,57 @@ async fn async_over_a_pipe_reads_a_child_process_output() -> io::Result<()> {
     assert!(child.wait()?.success());
     Ok(())
 }
+
+/// A pipe's read end reports only `EPOLLHUP` when its last writer closes: no `EPOLLIN`, no
+/// `EPOLLRDHUP`. The hang-up alone must make it readable, so a parked reader wakes and
+/// reads end of stream.
+#[mini::test]
+async fn a_pipe_reader_wakes_to_end_of_stream_when_the_writer_closes() -> io::Result<()> {
+    use std::fs::File;
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    let mut fds = [-1; 2];
+    // SAFETY: pipe2 writes two fds into the array it is given, which has room for two.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    assert_eq!(rc, 0, "pipe2: {}", io::Error::last_os_error());
+    // SAFETY: pipe2 just returned these fds, and nothing else owns them.
+    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let reader = Async::new(File::from(read_end))?;
+    let reading = mini::spawn(async move {
+        let mut buf = [0; 8];
+        reader.read_with(|f| (&*f).read(&mut buf)).await
+    });
+    mini::yield_now().await; // the reader finds the pipe empty and parks
+    assert!(!reading.is_finished(), "read from an empty pipe");
+    drop(File::from(write_end));
+    assert_eq!(join_within(reading, 10_000).await?, 0, "end of stream");
+    Ok(())
+}
+
+/// Each direction wakes only its own waiters: an event that reports the fd writable (the
+/// peer drained a full buffer) wakes the parked writer and leaves the parked reader alone.
+#[mini::test]
+async fn an_event_of_one_direction_wakes_only_that_direction() -> io::Result<()> {
+    let (peer, ours) = UnixStream::pair()?;
+    peer.set_nonblocking(true)?;
+    let ours = Async::new(ours)?;
+    let (reader, reads) = counting_waker();
+    let (writer, writes) = counting_waker();
+    assert!(park_read(&ours, &reader));
+    let chunk = [7u8; 4096];
+    let mut cx = Context::from_waker(&writer);
+    // Fill the socket's buffer until the write parks.
+    while ours.poll_io(&mut cx, Direction::Write, |s| (&*s).write(&chunk)).is_ready() {}
+    let mut drained = [0u8; 4096];
+    loop {
+        match (&peer).read(&mut drained) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    util::reactor_turn().await; // the writability edge is seen
+    assert_eq!(writes.count(), 1, "the parked writer is woken");
+    assert_eq!(reads.count(), 0, "a write-side event woke the reader");
+    Ok(())
+}

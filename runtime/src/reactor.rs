@@ -48,13 +48,13 @@ const EVENTS_PER_WAIT: usize = 1024;
 mod bits {
     pub(super) const READABLE: u8 = 1 << 0;
     pub(super) const WRITABLE: u8 = 1 << 1;
-    /// The peer shut down its write side (EPOLLRDHUP) or hung up. Sticky while the kernel
-    /// says so: see `ScheduledIo::set_readiness`.
-    pub(super) const READ_CLOSED: u8 = 1 << 2;
-    /// The connection hung up entirely (EPOLLHUP). Sticky like `READ_CLOSED`.
-    pub(super) const WRITE_CLOSED: u8 = 1 << 3;
+    /// The peer shut down its write side (EPOLLRDHUP), or the connection hung up entirely
+    /// (EPOLLHUP), or a read returned end of stream. Stays set while the kernel says so: see
+    /// `ScheduledIo::set_readiness`. (One bit for both: `peer_closed` waits for either, and
+    /// a hang-up always implies the read side is closed.)
+    pub(super) const CLOSED: u8 = 1 << 2;
     /// EPOLLERR: the next operation will report the error. Cleared with the direction bits.
-    pub(super) const ERROR: u8 = 1 << 4;
+    pub(super) const ERROR: u8 = 1 << 3;
 }
 
 /// Facts about the socket, kept apart from readiness: nothing that clears readiness may
@@ -103,7 +103,7 @@ impl Direction {
         match self {
             Direction::Read => bits::READABLE | bits::ERROR,
             Direction::Write => bits::WRITABLE | bits::ERROR,
-            Direction::Closed => bits::READ_CLOSED | bits::WRITE_CLOSED,
+            Direction::Closed => bits::CLOSED,
         }
     }
 
@@ -185,7 +185,7 @@ impl ScheduledIo {
     }
 
     /// The operation returned `WouldBlock`: forget the readiness of that direction until the
-    /// next edge. Close bits stay.
+    /// next edge. `CLOSED` stays.
     #[inline]
     pub(crate) fn clear(&self, dir: Direction) {
         let mask = match dir {
@@ -205,7 +205,7 @@ impl ScheduledIo {
     #[inline]
     pub(crate) fn clear_read_after_short_read(&self) {
         let r = self.readiness.get();
-        if r & (bits::READ_CLOSED | bits::ERROR) == 0 && self.facts.get() & facts::URGENT == 0 {
+        if r & (bits::CLOSED | bits::ERROR) == 0 && self.facts.get() & facts::URGENT == 0 {
             self.readiness.set(r & !bits::READABLE);
         }
     }
@@ -237,18 +237,18 @@ impl ScheduledIo {
     /// A read returned 0 bytes: the peer closed its write side. Recorded so `peer_closed`
     /// resolves even if the EPOLLRDHUP edge was consumed earlier.
     pub(crate) fn mark_read_closed(&self) {
-        self.readiness.set(self.readiness.get() | bits::READ_CLOSED);
-        self.wake(bits::READ_CLOSED);
+        self.readiness.set(self.readiness.get() | bits::CLOSED);
+        self.wake(bits::CLOSED);
     }
 
     /// Records the kernel's flags; returns the readiness bits they raised, for [`wake`].
     ///
-    /// The close bits follow the kernel. An edge-triggered event carries the fd's whole
+    /// `CLOSED` follows the kernel. An edge-triggered event carries the fd's whole
     /// current mask, and a connection that has hung up never reports anything but hung up
     /// again, so an event *without* HUP after one with it means the earlier HUP was not a
     /// close: a socket registered before it connected (Linux reports EPOLLHUP for a TCP
     /// socket that is not connected yet, as in async-io's connect pattern) has connected
-    /// since. Its close bits are cleared, or `peer_closed` would resolve on a healthy
+    /// since. Its `CLOSED` bit is cleared, or `peer_closed` would resolve on a healthy
     /// connection.
     ///
     /// [`wake`]: ScheduledIo::wake
@@ -265,20 +265,17 @@ impl ScheduledIo {
             new |= bits::WRITABLE;
         }
         if flags & ev::RDHUP != 0 {
-            new |= bits::READABLE | bits::READ_CLOSED;
+            new |= bits::READABLE | bits::CLOSED;
         }
         if flags & ev::HUP != 0 {
-            new |= bits::READABLE | bits::WRITABLE | bits::READ_CLOSED | bits::WRITE_CLOSED;
+            new |= bits::READABLE | bits::WRITABLE | bits::CLOSED;
         }
         if flags & ev::ERR != 0 {
             new |= bits::READABLE | bits::WRITABLE | bits::ERROR;
         }
         let mut r = self.readiness.get();
-        if flags & ev::HUP == 0 {
-            r &= !bits::WRITE_CLOSED;
-            if flags & ev::RDHUP == 0 {
-                r &= !bits::READ_CLOSED;
-            }
+        if flags & (ev::HUP | ev::RDHUP) == 0 {
+            r &= !bits::CLOSED;
         }
         self.readiness.set(r | new);
         new
