@@ -2,6 +2,8 @@
 //! and deadlines too far away to represent. Assertions compare instants the timers report
 //! with each other and with their deadlines; none asserts how long anything took.
 
+mod util;
+
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::rc::Rc;
@@ -135,42 +137,51 @@ fn dropping_sleeps_cancels_their_timers() {
     assert!(debug.contains("timers: 0"), "timers left behind: {debug}");
 }
 
-/// 100,000 tasks sleep at once, for 0 to 20 ms: each sleep ends, none before its
+/// 100,000 tasks sleep at once, until deadlines spread over 20 ms that start 200 ms from
+/// now: each sleep ends (under a hang guard: a lost timer fails the test), none before its
 /// deadline, each task is polled at most twice (to register its timer, then once when it
-/// fires: no spurious wakes), and no timer is left behind.
+/// fires: a timer that fired early would wake a task whose sleep is not over, a third poll),
+/// and no timer is left behind. Equal deadlines abound (100,000 tasks, 20,000 distinct
+/// microseconds): the map's sequence numbers keep them apart.
 #[test]
 fn a_hundred_thousand_concurrent_sleeps_all_complete() {
     const N: u64 = 100_000;
-    let rt = mini::Runtime::new().unwrap();
-    let (ended, most_polls) = rt.block_on(async {
-        let ended = Rc::new(std::cell::Cell::new(0u64));
-        let most_polls = Rc::new(std::cell::Cell::new(0u32));
-        let handles: Vec<_> = (0..N)
-            .map(|i| {
-                let (ended, most_polls) = (ended.clone(), most_polls.clone());
-                mini::spawn(async move {
-                    let deadline = Instant::now() + Duration::from_micros(i % 20_000);
-                    let mut s = sleep_until(deadline);
-                    let mut polls = 0;
-                    poll_fn(|cx| {
-                        polls += 1;
-                        std::pin::Pin::new(&mut s).poll(cx)
+    let (ended, most_polls, timers_left) = util::within_hang_guard(|| {
+        let rt = mini::Runtime::new().unwrap();
+        // Far enough ahead that the timers are registered before they are due (when the
+        // machine is slower than that, early sleeps end at their first poll instead).
+        let start = Instant::now() + Duration::from_millis(200);
+        let (ended, most_polls) = rt.block_on(async {
+            let ended = Rc::new(std::cell::Cell::new(0u64));
+            let most_polls = Rc::new(std::cell::Cell::new(0u32));
+            let handles: Vec<_> = (0..N)
+                .map(|i| {
+                    let (ended, most_polls) = (ended.clone(), most_polls.clone());
+                    mini::spawn(async move {
+                        let deadline = start + Duration::from_micros(i % 20_000);
+                        let mut s = sleep_until(deadline);
+                        let mut polls = 0;
+                        poll_fn(|cx| {
+                            polls += 1;
+                            std::pin::Pin::new(&mut s).poll(cx)
+                        })
+                        .await;
+                        assert!(Instant::now() >= deadline, "sleep {i} ended before its deadline");
+                        most_polls.set(most_polls.get().max(polls));
+                        ended.set(ended.get() + 1);
                     })
-                    .await;
-                    assert!(Instant::now() >= deadline, "sleep {i} ended before its deadline");
-                    most_polls.set(most_polls.get().max(polls));
-                    ended.set(ended.get() + 1);
                 })
-            })
-            .collect();
-        for h in handles {
-            h.await.unwrap();
-        }
-        (ended.get(), most_polls.get())
+                .collect();
+            for h in handles {
+                h.await.unwrap();
+            }
+            (ended.get(), most_polls.get())
+        });
+        (ended, most_polls, format!("{rt:?}"))
     });
     assert_eq!(ended, N, "every sleep ended");
     assert!(most_polls <= 2, "a sleeping task was polled {most_polls} times");
-    assert!(format!("{rt:?}").contains("timers: 0"));
+    assert!(timers_left.contains("timers: 0"), "{timers_left}");
 }
 
 #[test]
