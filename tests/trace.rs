@@ -69,6 +69,11 @@ fn text_trace_follows_a_byte_from_epoll_to_the_task() {
     let poll = find(&lines, wake, &["poll task", "\"echo-task\"", "-> Ready in"]);
     find(&lines, poll, &["done task", "\"echo-task\""]);
     assert!(lines.iter().any(|l| l.contains("epoll_wait timeout=")), "the wait's timeout is shown");
+    // Events that wake nobody say so (the accepted socket's first `IN|OUT`, say), and a
+    // runtime that no other thread wakes never spins for such a wake before it sleeps.
+    assert!(lines.iter().any(|l| l.contains("-> 0 waiting tasks")), "an event with no waiter");
+    let spins: Vec<_> = lines.iter().filter(|l| l.contains("spin:")).collect();
+    assert!(spins.is_empty(), "spun without a wake from another thread: {spins:?}");
 }
 
 /// `chrome:PATH` writes a complete JSON array of trace events: a named track per task, poll
