@@ -684,6 +684,23 @@ mod tests {
         queuer.join().unwrap();
     }
 
+    /// When `block_on` returns, its future's waker goes dead: a late wake must not poll the
+    /// next `block_on`'s future of the same runtime (both use the run-queue key `MAIN_KEY`).
+    #[test]
+    fn a_late_wake_of_a_finished_block_on_polls_nothing() {
+        let rt = Runtime::new().unwrap();
+        let stale = rt.block_on(poll_fn(|cx| Poll::Ready(cx.waker().clone())));
+        stale.wake();
+        let mut polls = 0;
+        let mut timer = crate::time::sleep(Duration::from_millis(50));
+        let polls = rt.block_on(poll_fn(|cx| {
+            polls += 1;
+            // Pending until the timer fires: its wake is the one wake this future expects.
+            std::pin::Pin::new(&mut timer).poll(cx).map(|()| polls)
+        }));
+        assert_eq!(polls, 2, "the first poll, then the timer's wake: no poll for the stale wake");
+    }
+
     /// Task ids are unique within a runtime (traces and the slow-poll warning name them).
     #[test]
     fn each_task_gets_its_own_id() {
