@@ -465,6 +465,38 @@ mod tests {
         }
     }
 
+    #[derive(Default)]
+    struct Counter(std::sync::atomic::AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// A handle polled by one task and then by another (moved, or a `select!` that lost)
+    /// wakes the one that polled it last.
+    #[test]
+    fn the_last_task_to_poll_a_join_handle_is_woken() {
+        crate::block_on(async {
+            let mut handle = crate::spawn(crate::yield_now());
+            let (first, second) = (Arc::new(Counter::default()), Arc::new(Counter::default()));
+            for counter in [&first, &second] {
+                let waker = Waker::from(counter.clone());
+                assert!(Pin::new(&mut handle).poll(&mut Context::from_waker(&waker)).is_pending());
+            }
+            for _ in 0..100 {
+                if handle.is_finished() {
+                    break;
+                }
+                crate::yield_now().await;
+            }
+            assert!(handle.is_finished());
+            let woken = |c: &Counter| c.0.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!((woken(&first), woken(&second)), (0, 1), "the second poller is the one waiting");
+        });
+    }
+
     /// Invariant 3: the join waker runs after the stage is released. Woken while the stage
     /// was still borrowed, the inline poll found it busy, stored its waker again and
     /// returned `Pending`, and nothing would ever wake it a second time: the output was lost.
