@@ -266,3 +266,23 @@ fn interval_delay_restarts_the_schedule_after_a_stall() {
 fn interval_of_zero_panics() {
     let _ = interval(Duration::ZERO);
 }
+
+/// A pending sleep holds one timer however often it is polled (each poll updates the waker
+/// of its entry in place), and dropping it removes the entry.
+#[test]
+fn a_pending_sleep_holds_one_timer_however_often_it_is_polled() {
+    let rt = mini::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut s = sleep(Duration::from_secs(3600));
+        poll_fn(|cx| {
+            for _ in 0..3 {
+                assert!(std::pin::Pin::new(&mut s).poll(cx).is_pending());
+            }
+            Poll::Ready(())
+        })
+        .await;
+        assert!(format!("{rt:?}").contains("timers: 1"), "{rt:?}");
+        drop(s);
+        assert!(format!("{rt:?}").contains("timers: 0"), "{rt:?}");
+    });
+}
