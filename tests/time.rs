@@ -286,3 +286,11 @@ fn a_pending_sleep_holds_one_timer_however_often_it_is_polled() {
         assert!(format!("{rt:?}").contains("timers: 0"), "{rt:?}");
     });
 }
+
+/// `is_elapsed` is true once the sleep has completed (the false side: `forever` above).
+#[mini::test]
+async fn is_elapsed_turns_true_when_the_sleep_completes() {
+    let mut s = sleep(Duration::from_millis(1));
+    (&mut s).await;
+    assert!(s.is_elapsed(), "a completed sleep");
+}
