@@ -222,10 +222,12 @@ fn interval_skips_missed_ticks_by_default() {
         let t1 = iv.tick().await;
         assert_eq!(t1, start + p);
         stall(p, 3); // at least two ticks after t1 are missed
+        let stall_end = Instant::now();
         let late = iv.tick().await; // the late tick still reports its own (grid) schedule...
         assert!(late > t1 && on_grid(late, start, p));
         let next = iv.tick().await; // ...then the missed ones are skipped, staying on the grid
         assert!(next >= late + 2 * p, "missed ticks were not skipped: {:?}", next - late);
+        assert!(next > stall_end, "the next tick is the first grid point after the late one was taken");
         assert!(on_grid(next, start, p), "left the original grid");
     });
 }
@@ -293,4 +295,21 @@ async fn is_elapsed_turns_true_when_the_sleep_completes() {
     let mut s = sleep(Duration::from_millis(1));
     (&mut s).await;
     assert!(s.is_elapsed(), "a completed sleep");
+}
+
+#[test]
+fn interval_reset_restarts_the_schedule_and_the_getters_report_the_settings() {
+    let p = Duration::from_millis(10);
+    mini::block_on(async {
+        let mut iv = interval(p);
+        assert_eq!(iv.period(), p);
+        iv.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        assert_eq!(iv.missed_tick_behavior(), MissedTickBehavior::Delay);
+        let start = iv.tick().await;
+        sleep(Duration::from_millis(2)).await; // so that "now" is past the first tick
+        let reset_at = Instant::now();
+        iv.reset();
+        let next = iv.tick().await;
+        assert!(next >= reset_at + p, "reset: one period from the reset, not from {start:?}");
+    });
 }
