@@ -655,7 +655,11 @@ async fn an_event_of_one_direction_wakes_only_that_direction() -> io::Result<()>
     let ours = Async::new(ours)?;
     let (reader, reads) = counting_waker();
     let (writer, writes) = counting_waker();
+    let (closer, closes) = counting_waker();
     assert!(park_read(&ours, &reader));
+    // And a future waiting in a third direction, in the waiter list rather than a slot.
+    let mut closed = std::pin::pin!(ours.peer_closed());
+    assert!(closed.as_mut().poll(&mut Context::from_waker(&closer)).is_pending());
     let chunk = [7u8; 4096];
     let mut cx = Context::from_waker(&writer);
     // Fill the socket's buffer until the write parks.
@@ -671,5 +675,6 @@ async fn an_event_of_one_direction_wakes_only_that_direction() -> io::Result<()>
     util::reactor_turn().await; // the writability edge is seen
     assert_eq!(writes.count(), 1, "the parked writer is woken");
     assert_eq!(reads.count(), 0, "a write-side event woke the reader");
+    assert_eq!(closes.count(), 0, "a write-side event woke a peer_closed waiter");
     Ok(())
 }
