@@ -14,39 +14,23 @@
 /// `AsyncRead`/`AsyncWrite`/`AsFd` impls, and the crate-private `poll_*_priv` methods that
 /// the halves share.
 macro_rules! stream_io {
-    // `tcp`: TCP reads go through `Async::poll_read_tcp` (defined for `Async<TcpStream>`
-    // alone), where a short read (or the TCP_INQ count) proves the receive queue empty.
-    // `unix`: Unix streams cannot use that, since their reads also stop early at a message
-    // carrying file descriptors; they read with `recv` and record only end of stream.
-    ($stream:ident, tcp) => {
-        $crate::stream::stream_io!(@common $stream);
-
+    // `read(this, cx, buf) => expr`: how this socket type reads, the one part that differs.
+    // TCP reads go through `Async::poll_read_tcp` (defined for `Async<TcpStream>` alone),
+    // where a short read (or the TCP_INQ count) proves the receive queue empty; Unix streams
+    // cannot use that, since their reads also stop early at a message carrying fds.
+    ($stream:ident, read($this:ident, $cx:ident, $buf:ident) => $read:expr) => {
         impl $stream {
             pub(crate) fn poll_read_priv(
                 &self,
-                cx: &mut std::task::Context<'_>,
-                buf: &mut [u8],
+                $cx: &mut std::task::Context<'_>,
+                $buf: &mut [u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                self.io.poll_read_tcp(cx, buf)
+                let $this = self;
+                $read
             }
         }
-    };
-    ($stream:ident, unix) => {
-        $crate::stream::stream_io!(@common $stream);
 
-        impl $stream {
-            pub(crate) fn poll_read_priv(
-                &self,
-                cx: &mut std::task::Context<'_>,
-                buf: &mut [u8],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                let n = std::task::ready!(self.io.poll_io(cx, mini_runtime::io::Direction::Read, |s| {
-                    mini_runtime::socket::recv(std::os::fd::AsFd::as_fd(s), buf)
-                }))?;
-                self.io.note_read(n, buf.len());
-                std::task::Poll::Ready(Ok(n))
-            }
-        }
+        $crate::stream::stream_io!(@common $stream);
     };
     (@common $stream:ident) => {
         impl $stream {

@@ -40,7 +40,7 @@ pub struct TcpStream {
     io: Async<std::net::TcpStream>,
 }
 
-crate::stream::stream_io!(TcpStream, tcp);
+crate::stream::stream_io!(TcpStream, read(this, cx, buf) => this.io.poll_read_tcp(cx, buf));
 
 impl TcpStream {
     /// Opens a connection to `addr`, trying each resolved address in turn.
