@@ -21,8 +21,9 @@
 //! Invariants:
 //! 1. `scheduled` is true while the key sits in a run queue, and true forever once the task
 //!    has finished or the runtime has shut down. So repeated wakes queue the task once, and a
-//!    late wake does nothing. Every transition is a read-modify-write (see
-//!    `Header::unschedule`), so a wake is either seen by the poll or queues another one.
+//!    late wake does nothing. The clear before each poll is a read-modify-write, like the
+//!    wakers' set (see `Header::unschedule`), so a wake is either seen by the poll or queues
+//!    another one.
 //! 2. The future is pinned inside the `Rc` allocation: it is polled in place and only ever
 //!    dropped in place, by overwriting the stage.
 //! 3. The `JoinHandle`'s waker is woken only after the stage's borrow is released: a waker
