@@ -313,3 +313,18 @@ fn interval_reset_restarts_the_schedule_and_the_getters_report_the_settings() {
         assert!(next >= reset_at + p, "reset: one period from the reset, not from {start:?}");
     });
 }
+
+/// A sleep polled by one task and then by another (a `select!` that moved it) wakes the one
+/// that polled it last.
+#[mini::test]
+async fn a_sleep_wakes_the_last_task_to_poll_it() {
+    let (first, first_wakes) = util::counting_waker();
+    let (second, second_wakes) = util::counting_waker();
+    let mut s = sleep(Duration::from_millis(50)); // far enough off to be pending at both polls
+    for waker in [&first, &second] {
+        assert!(std::pin::Pin::new(&mut s).poll(&mut std::task::Context::from_waker(waker)).is_pending());
+    }
+    // Timers fire in deadline order: by the time this later one ends, `s` has fired.
+    sleep(Duration::from_millis(100)).await;
+    assert_eq!((first_wakes.count(), second_wakes.count()), (0, 1));
+}

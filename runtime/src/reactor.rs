@@ -423,3 +423,44 @@ impl Reactor {
         Ok(woken_remotely)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source() -> ScheduledIo {
+        ScheduledIo {
+            token: 0,
+            fd: -1,
+            readiness: Cell::new(0),
+            facts: Cell::new(0),
+            waiters: RefCell::default(),
+        }
+    }
+
+    /// An event adds the bits of its own flags and keeps what was recorded before: only an
+    /// operation's `WouldBlock` clears a direction.
+    #[test]
+    fn an_event_adds_its_own_bits_and_keeps_the_others() {
+        let io = source();
+        io.set_readiness(ev::IN);
+        assert!(io.is_ready(Direction::Read), "IN makes it readable");
+        assert!(!io.is_ready(Direction::Write) && !io.is_ready(Direction::Closed), "and nothing else");
+        io.set_readiness(ev::IN);
+        assert!(io.is_ready(Direction::Read), "a second edge keeps it readable");
+        io.set_readiness(ev::OUT);
+        assert!(io.is_ready(Direction::Read) && io.is_ready(Direction::Write), "OUT adds writable");
+    }
+
+    /// Once a socket has reported urgent data, a short read never clears its readiness again,
+    /// however many urgent marks follow.
+    #[test]
+    fn urgent_data_turns_the_short_read_shortcut_off_for_good() {
+        let io = source();
+        for _ in 0..2 {
+            io.set_readiness(ev::IN | ev::PRI);
+        }
+        io.clear_read_after_short_read();
+        assert!(io.is_ready(Direction::Read), "after urgent data a short read proves nothing");
+    }
+}
