@@ -33,6 +33,8 @@ pub mod signal;
 mod slab;
 mod sys;
 mod task;
+#[cfg(test)]
+mod test_util;
 pub mod time;
 mod trace;
 mod waiters;

@@ -444,6 +444,7 @@ mod tests {
     use std::task::{Context, Poll, Wake, Waker};
 
     use super::JoinHandle;
+    use crate::test_util::counting_waker;
 
     thread_local! {
         static HANDLE: RefCell<Option<JoinHandle<u32>>> = const { RefCell::new(None) };
@@ -466,25 +467,16 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
-    struct Counter(std::sync::atomic::AtomicUsize);
-
-    impl Wake for Counter {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
-
     /// A handle polled by one task and then by another (moved, or a `select!` that lost)
     /// wakes the one that polled it last.
     #[test]
     fn the_last_task_to_poll_a_join_handle_is_woken() {
         crate::block_on(async {
             let mut handle = crate::spawn(crate::yield_now());
-            let (first, second) = (Arc::new(Counter::default()), Arc::new(Counter::default()));
-            for counter in [&first, &second] {
-                let waker = Waker::from(counter.clone());
-                assert!(Pin::new(&mut handle).poll(&mut Context::from_waker(&waker)).is_pending());
+            let (first, first_wakes) = counting_waker();
+            let (second, second_wakes) = counting_waker();
+            for waker in [&first, &second] {
+                assert!(Pin::new(&mut handle).poll(&mut Context::from_waker(waker)).is_pending());
             }
             for _ in 0..100 {
                 if handle.is_finished() {
@@ -493,8 +485,11 @@ mod tests {
                 crate::yield_now().await;
             }
             assert!(handle.is_finished());
-            let woken = |c: &Counter| c.0.load(std::sync::atomic::Ordering::SeqCst);
-            assert_eq!((woken(&first), woken(&second)), (0, 1), "the second poller is the one waiting");
+            assert_eq!(
+                (first_wakes.count(), second_wakes.count()),
+                (0, 1),
+                "the second poller is the one waiting"
+            );
         });
     }
 

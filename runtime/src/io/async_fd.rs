@@ -482,6 +482,7 @@ mod tests {
     use std::pin::pin;
 
     use super::*;
+    use crate::test_util::counting_waker;
 
     /// A connected pair: a plain blocking std socket for the peer, ours registered.
     fn pair() -> (TcpStream, Async<TcpStream>) {
@@ -594,32 +595,21 @@ mod tests {
         });
     }
 
-    #[derive(Default)]
-    struct Counter(std::sync::atomic::AtomicUsize);
-
-    impl std::task::Wake for Counter {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
-
     /// The poll slot holds the last poller's waker: a read polled by one task and then by
     /// another (a stream handed over) wakes the second, not the first.
     #[test]
     fn the_poll_slot_wakes_the_last_task_to_poll() {
         crate::block_on(async {
             let (mut peer, ours) = pair();
-            let (first, second) =
-                (std::sync::Arc::new(Counter::default()), std::sync::Arc::new(Counter::default()));
+            let (first, first_wakes) = counting_waker();
+            let (second, second_wakes) = counting_waker();
             let mut buf = [0u8; 8];
-            for counter in [&first, &second] {
-                let waker = std::task::Waker::from(counter.clone());
-                assert!(ours.poll_read_tcp(&mut Context::from_waker(&waker), &mut buf).is_pending());
+            for waker in [&first, &second] {
+                assert!(ours.poll_read_tcp(&mut Context::from_waker(waker), &mut buf).is_pending());
             }
             peer.write_all(b"x").unwrap();
             ours.readable().await.unwrap(); // a reactor turn delivers the edge
-            let woken = |c: &Counter| c.0.load(std::sync::atomic::Ordering::SeqCst);
-            assert_eq!((woken(&first), woken(&second)), (0, 1));
+            assert_eq!((first_wakes.count(), second_wakes.count()), (0, 1));
         });
     }
 
