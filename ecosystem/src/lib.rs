@@ -1,0 +1,2 @@
+//! Examples of mini with the libraries people already use; see `examples/` and
+//! `docs/ecosystem.md`.
