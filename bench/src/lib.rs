@@ -11,6 +11,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::fd::FromRawFd;
 use std::time::Duration;
 
+pub mod external;
 pub mod histogram;
 pub mod report;
 
