@@ -8,6 +8,9 @@
 //! - `instr`: user-space instructions per round trip under valgrind (cachegrind), a
 //!   tick-free measure of the servers' user-space CPU;
 //! - `spawn`, `timers`, `wake`: the `spawn_join`, `timers` and `cross_wake` binaries;
+//! - `redis`, `http`: mini's `redis_server` example against `redis-server` under
+//!   `redis-benchmark`, and mini-hyper's `http_hello` against the same hyper service on tokio
+//!   under `wrk` (`redis.rs`, `http.rs`, and `peers.rs` for what they share);
 //! - `build`: clean debug builds of `examples/echo_server.rs` (as the issue asks, from the
 //!   repo root), of the same file in `bench/mini-echo/` (no dev-dependencies), and of
 //!   `bench/tokio-echo/`.
@@ -19,6 +22,7 @@
 //!
 //! ```text
 //! matrix [--quick] [--reps N] [--warmup S] [--window S] [--no-wait] [--only SECTION,...]
+//!        [--redis-bin PATH] [--http-bin PATH]     # prebuilt redis_server / http_hello
 //! ```
 
 use std::cell::Cell;
@@ -31,10 +35,15 @@ use std::time::{Duration, Instant};
 use mini_bench::report::{print_table, Rec, Results, Row, Targets};
 use mini_bench::{flag, flag_or, parse_result_line};
 
+mod http;
+mod peers;
+mod redis;
+
 const SERVERS: [&str; 5] = ["mini", "tokio", "smol", "epoll", "threads"];
 const OTHERS: [&str; 4] = ["tokio", "smol", "epoll", "threads"];
 const IDLE_SERVERS: [&str; 4] = ["mini", "tokio", "smol", "epoll"];
-const SECTIONS: [&str; 8] = ["echo", "idle", "syscalls", "instr", "spawn", "timers", "wake", "build"];
+const SECTIONS: [&str; 10] =
+    ["echo", "idle", "syscalls", "instr", "spawn", "timers", "wake", "redis", "http", "build"];
 
 /// "Quiet": other processes use at most this much of one core (the machine has two).
 const QUIET_PCT: f64 = 30.0;
@@ -674,6 +683,14 @@ fn main() {
                     "wakes_per_s",
                     0,
                 );
+            }
+            "redis" => {
+                println!("\n== redis: redis-benchmark against mini's redis_server and redis-server; server on CPU 0, tool on CPU 1 ==");
+                redis::run(&opts, &mut targets);
+            }
+            "http" => {
+                println!("\n== http: wrk against mini-hyper's http_hello and hyper on tokio; server on CPU 0, wrk on CPU 1 ==");
+                http::run(&opts, &mut targets);
             }
             "build" => {
                 println!("\n== clean debug build: cargo on both cores, not pinned ==");
