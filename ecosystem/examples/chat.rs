@@ -85,6 +85,11 @@ impl Room {
         self.clients.borrow().len()
     }
 
+    /// Whether a client is still in the room (a broadcast drops the slow ones).
+    fn contains(&self, id: u64) -> bool {
+        self.clients.borrow().contains_key(&id)
+    }
+
     /// Queues `line` for every client but `from`. `try_send` never waits, so one slow
     /// client cannot hold up the rest: a client whose queue is full is dropped from the room
     /// (and the others are told). Dropping its sender closes its channel; its writing loop
@@ -135,19 +140,23 @@ async fn client(room: Rc<Room>, mut stream: TcpStream, peer: SocketAddr) {
     let (reader, mut writer) = TcpStream::split(&mut stream);
     let greeting = format!("welcome, you are {peer}; {} others here\n", room.len().saturating_sub(1));
     if timeout(WRITE_TIMEOUT, writer.write_all(greeting.as_bytes())).await.is_ok_and(|r| r.is_ok()) {
+        // Set while a line is half written: `or` drops the writing loop wherever it is when
+        // the reading loop ends, and the error below must not be glued to half a line.
+        let mid_line = Cell::new(false);
         let outgoing = async {
             while let Ok(line) = rx.recv().await {
+                mid_line.set(true);
                 timeout(WRITE_TIMEOUT, writer.write_all(line.as_bytes())).await??;
+                mid_line.set(false);
             }
-            // Closed: the room dropped us.
-            Err::<(), _>(io::Error::other(format!("too slow: {QUEUE} lines were waiting for you")))
+            Err::<(), _>(too_slow()) // closed: the room dropped us
         };
         let end = futures_lite::future::or(relay_lines(&room, id, peer, reader), outgoing).await;
         if let Err(e) = end {
             // Best effort, and bounded: the peer may have stopped reading, which is often
             // why we are here.
-            let _ =
-                timeout(Duration::from_secs(1), writer.write_all(format!("* error: {e}\n").as_bytes())).await;
+            let error = format!("{}* error: {e}\n", if mid_line.get() { "\n" } else { "" });
+            let _ = timeout(Duration::from_secs(1), writer.write_all(error.as_bytes())).await;
         }
     }
     room.leave(id);
@@ -176,6 +185,9 @@ async fn relay_lines(
                 format!("line longer than {MAX_LINE} bytes"),
             ));
         }
+        if !room.contains(id) {
+            return Err(too_slow()); // dropped while its writer drains: it speaks no more
+        }
         // A last line without its newline (end of stream) still counts.
         let text = line.strip_suffix(b"\n").unwrap_or(&line);
         let text = text.strip_suffix(b"\r").unwrap_or(text);
@@ -185,6 +197,11 @@ async fn relay_lines(
         // client that reads promptly but has not had its turn yet.
         mini::yield_now().await;
     }
+}
+
+/// Why a client was dropped from the room.
+fn too_slow() -> io::Error {
+    io::Error::other(format!("too slow: {QUEUE} lines were waiting for you"))
 }
 
 /// Says why the server cannot start, and exits with status 1.

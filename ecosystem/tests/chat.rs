@@ -156,7 +156,9 @@ fn a_client_that_stops_reading_is_dropped_not_waited_for() {
     };
     assert_eq!(notice, format!("* {} left (too slow)\n", sleeper.name));
 
-    // The sleeper wakes: it gets what had been queued for it, the reason, then end of stream.
+    // Out of the room, the sleeper speaks to nobody. It gets (some of) what had been queued
+    // for it, the reason, then end of stream.
+    sleeper.send(b"ghost\n");
     let rest = sleeper.rest();
     let last = rest.lines().last().unwrap();
     assert_eq!(last, format!("* error: too slow: {} lines were waiting for you", chat::QUEUE));
@@ -165,7 +167,7 @@ fn a_client_that_stops_reading_is_dropped_not_waited_for() {
     // The talker leaves; the server closes its side once it has read the talker's last line,
     // so nothing is in flight any more. The room goes on.
     talker.writer.shutdown(Shutdown::Write).unwrap();
-    assert_eq!(talker.rest(), "");
+    assert_eq!(talker.rest(), ""); // no ghost
     let mut x = Client::join(server, 0);
     let mut y = Client::join(server, 1);
     assert_eq!(x.line(), format!("* {} joined", y.name));
