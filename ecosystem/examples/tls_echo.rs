@@ -105,8 +105,10 @@ async fn echo(acceptor: TlsAcceptor, stream: TcpStream, handshake_timeout: Durat
             return tls.close().await;
         }
         tls.write_all(&buf[..n]).await?;
-        // rustls buffers what it encrypts; `flush` sends it. (`mini::io::copy` flushes only
-        // at the end, which suits a socket but would hold a TLS echo back for ever.)
+        // When the socket is full, rustls keeps what it could not send and still reports it
+        // written; `flush` waits until it has gone. Without it the end of an echo could sit
+        // in rustls' buffer until the client sends more. (So `mini::io::copy`, which flushes
+        // only when its reader ends, does not suit a TLS echo.)
         tls.flush().await?;
     }
 }

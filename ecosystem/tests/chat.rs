@@ -204,14 +204,17 @@ fn read_within(mut pipe: impl Read + Send + 'static, first_line_only: bool) -> O
 /// The built example, as a user runs it: its first line says where it listens, and it serves.
 #[test]
 fn the_binary_says_where_it_listens_and_serves() {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "mini-ecosystem", "--example", "chat"])
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "building the chat example failed");
-    // This test binary is target/<profile>/deps/chat-<hash>; the example sits beside deps/.
+    // This test binary is target/<profile>/deps/chat-<hash>; the example goes beside deps/,
+    // built with the same profile (a no-op when it is up to date).
     let exe = std::env::current_exe().unwrap();
-    let binary = exe.parent().unwrap().parent().unwrap().join("examples/chat");
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let mut build = Command::new(env!("CARGO"));
+    build.args(["build", "--quiet", "-p", "mini-ecosystem", "--example", "chat"]);
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
+    }
+    assert!(build.status().expect("run cargo build").success(), "building the chat example failed");
+    let binary = profile_dir.join("examples/chat");
 
     let spawn = |addr: &str| {
         let child = Command::new(&binary).arg(addr).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
