@@ -31,9 +31,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
-// futures' extension traits only: mini's own `AsyncReadExt`/`AsyncWriteExt` would clash with
-// these on the split halves (docs/ecosystem.md, "Two `AsyncReadExt`s").
-use futures::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+// futures' extension traits for what mini's sockets lack (`take`, `read_until`); the writes
+// are the halves' own methods (docs/ecosystem.md, "Two `AsyncReadExt`s").
+use futures::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use mini::net::{TcpListener, TcpStream};
 use mini::time::timeout;
 

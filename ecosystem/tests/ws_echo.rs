@@ -12,7 +12,6 @@ use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::WebSocketStream;
 use futures::StreamExt;
-use mini::io::AsyncReadExt; // read_to_end
 use mini::net::{TcpListener, TcpStream};
 use mini::time::timeout;
 
