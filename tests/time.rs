@@ -379,7 +379,8 @@ fn turn_after(rt: &mini::Runtime, deadline: Instant) {
 fn a_sleep_dropped_on_another_thread_leaves_its_entry_to_fire_at_its_deadline() {
     let rt = mini::Runtime::new().unwrap();
     let (waker, wakes) = util::counting_waker();
-    let deadline = Instant::now() + Duration::from_millis(20);
+    // Far enough off to be pending when registered, even under valgrind.
+    let deadline = Instant::now() + Duration::from_millis(200);
     let mut s = sleep_until(deadline);
     rt.block_on(async { register(&mut s, &waker) });
     assert!(pending_timers(&rt, 1), "{rt:?}");
@@ -418,7 +419,7 @@ fn a_sleep_dropped_on_another_runtime_or_after_its_own_leaves_the_others_alone()
 /// the sleep must register an entry of its own, not take over that one.
 #[test]
 fn a_sleep_moved_to_another_runtime_registers_there_and_completes() {
-    let deadline = Instant::now() + Duration::from_millis(20);
+    let deadline = Instant::now() + Duration::from_millis(200); // pending at both registrations
     let first = mini::Runtime::new().unwrap();
     let (waker, _) = util::counting_waker();
     let mut s = sleep_until(deadline);
