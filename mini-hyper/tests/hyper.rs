@@ -401,3 +401,15 @@ fn vectored_writes_are_used_only_when_asked_for() {
     assert_eq!(calls[0], 0, "hyper gathered writes it was told not to");
     assert!(calls[1] > 0, "hyper never used poll_write_vectored");
 }
+
+/// The executor and the timer can sit in builders shared across threads (hyper's builders
+/// are `Send + Sync` when their parts are), and `FuturesIo` adds no `!Send` of its own.
+#[test]
+fn the_executor_timer_and_adapter_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync + Clone + Default + std::fmt::Debug>() {}
+    assert_send_sync::<MiniExecutor>();
+    assert_send_sync::<MiniTimer>();
+    fn assert_send_sync_io<T: Send + Sync>() {}
+    assert_send_sync_io::<FuturesIo<std::io::Cursor<Vec<u8>>>>();
+    assert_send_sync_io::<http1::Builder>();
+}
