@@ -52,7 +52,12 @@ pub mod signal {
 /// Tasks: spawning, joining, yielding.
 pub mod task {
     pub use mini_runtime::TaskBuilder as Builder;
-    pub use mini_runtime::{spawn, spawn_blocking, yield_now, JoinError, JoinHandle};
+    pub use mini_runtime::{spawn, spawn_blocking, yield_now, JoinError, JoinHandle, LocalSpawner};
+}
+
+/// The runtime itself, and the [`Handle`](runtime::Handle) that reaches it from any thread.
+pub mod runtime {
+    pub use mini_runtime::{Builder, Handle, Runtime, SendJoinHandle};
 }
 
 /// The README's examples, compiled as doc tests.

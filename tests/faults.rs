@@ -55,17 +55,6 @@ fn a_socket_awaited_outside_any_runtime_panics() {
     let _ = std::pin::pin!(client.read(&mut buf)).poll(&mut cx);
 }
 
-#[test]
-#[should_panic(expected = "polled in a runtime other than the one it was first polled in")]
-fn a_timer_moved_to_another_runtime_panics() {
-    let mut sleep = Box::pin(mini::time::sleep(Duration::from_secs(3600)));
-    mini::block_on(poll_fn(|cx| {
-        assert!(sleep.as_mut().poll(cx).is_pending());
-        Poll::Ready(())
-    }));
-    mini::block_on(sleep);
-}
-
 // ---------------------------------------------------------------------------------------
 // The echo server under hostile clients.
 // ---------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd};
 
-use mini::io::{AsyncReadExt, AsyncWriteExt};
 use mini::net::{TcpListener, TcpStream};
 
 use util::{

@@ -328,3 +328,148 @@ async fn a_sleep_wakes_the_last_task_to_poll_it() {
     sleep(Duration::from_millis(100)).await;
     assert_eq!((first_wakes.count(), second_wakes.count()), (0, 1));
 }
+
+/// hyper's `rt::Sleep` must be `Send + Sync`; so must what is built from a `Sleep`.
+#[test]
+fn sleep_interval_and_timeout_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<mini::time::Sleep>();
+    assert_send_sync::<mini::time::Interval>();
+    assert_send_sync::<mini::time::Timeout<std::future::Ready<u32>>>();
+    assert_send_sync::<mini::time::Timeout<mini::time::Sleep>>();
+}
+
+/// Polls `sleep` once, by hand, on the current runtime, with `waker`: it must be pending.
+fn register(sleep: &mut mini::time::Sleep, waker: &std::task::Waker) {
+    let mut cx = std::task::Context::from_waker(waker);
+    assert!(std::pin::Pin::new(sleep).poll(&mut cx).is_pending());
+}
+
+/// Whether `rt`'s Debug output counts `n` pending timers.
+fn pending_timers(rt: &mini::Runtime, n: usize) -> bool {
+    format!("{rt:?}").contains(&format!("timers: {n},"))
+}
+
+/// Runs `rt` until past `deadline` and through a loop turn after it, which fires every timer
+/// due by then. (A sleep already due when first polled completes without a turn, and a
+/// yield is polled again before the loop looks at the timers; a fresh 1 ms sleep that is
+/// still pending at its first poll can only end through a turn.)
+fn turn_after(rt: &mini::Runtime, deadline: Instant) {
+    rt.block_on(async {
+        sleep_until(deadline).await;
+        loop {
+            let (mut s, mut waited) = (sleep(Duration::from_millis(1)), false);
+            poll_fn(|cx| {
+                let poll = std::pin::Pin::new(&mut s).poll(cx);
+                waited |= poll.is_pending();
+                poll
+            })
+            .await;
+            if waited {
+                return;
+            }
+        }
+    });
+}
+
+/// A sleep registered on a runtime and dropped on another thread cannot reach that runtime's
+/// timers: the drop does nothing (no panic), and the entry stays until its deadline, then
+/// fires, waking the waker of its last poll once, and is gone.
+#[test]
+fn a_sleep_dropped_on_another_thread_leaves_its_entry_to_fire_at_its_deadline() {
+    let rt = mini::Runtime::new().unwrap();
+    let (waker, wakes) = util::counting_waker();
+    // Far enough off to be pending when registered, even under valgrind.
+    let deadline = Instant::now() + Duration::from_millis(200);
+    let mut s = sleep_until(deadline);
+    rt.block_on(async { register(&mut s, &waker) });
+    assert!(pending_timers(&rt, 1), "{rt:?}");
+    std::thread::spawn(move || drop(s)).join().expect("the drop on another thread does not panic");
+    assert!(pending_timers(&rt, 1), "the other thread cannot reach the entry: {rt:?}");
+    assert_eq!(wakes.count(), 0);
+    turn_after(&rt, deadline);
+    assert!(pending_timers(&rt, 0), "the entry fired at its deadline: {rt:?}");
+    assert_eq!(wakes.count(), 1, "it woke its last poller, once");
+}
+
+/// Two runtimes' timers can hold the very same key (same deadline, both first in their
+/// sequence). A sleep dropped while another runtime is current must leave that runtime's
+/// entry alone (it matches by the runtime's id, not by the key alone), and a sleep whose
+/// runtime is gone drops without a panic.
+#[test]
+fn a_sleep_dropped_on_another_runtime_or_after_its_own_leaves_the_others_alone() {
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    let first = mini::Runtime::new().unwrap();
+    let second = mini::Runtime::new().unwrap();
+    let (waker, _) = util::counting_waker();
+    let mut on_first = sleep_until(deadline);
+    let mut on_second = sleep_until(deadline);
+    first.block_on(async { register(&mut on_first, &waker) });
+    second.block_on(async { register(&mut on_second, &waker) });
+    second.block_on(async { drop(on_first) });
+    assert!(pending_timers(&second, 1), "the second runtime's entry was removed: {second:?}");
+    assert!(pending_timers(&first, 1), "{first:?}");
+    drop(second);
+    drop(on_second); // its runtime is gone: nothing to do, no panic
+}
+
+/// A sleep first polled on one runtime, then awaited on another, registers on the second and
+/// completes there; the first runtime's entry stays until its deadline, and is then gone.
+/// The second runtime already holds an entry with the very key the sleep had on the first:
+/// the sleep must register an entry of its own, not take over that one.
+#[test]
+fn a_sleep_moved_to_another_runtime_registers_there_and_completes() {
+    let deadline = Instant::now() + Duration::from_millis(200); // pending at both registrations
+    let first = mini::Runtime::new().unwrap();
+    let (waker, _) = util::counting_waker();
+    let mut s = sleep_until(deadline);
+    first.block_on(async { register(&mut s, &waker) });
+    util::within_hang_guard(move || {
+        let second = mini::Runtime::new().unwrap();
+        second.block_on(async {
+            let mut same_key = sleep_until(deadline); // the first entry here, as `s` was there
+            register(&mut same_key, &waker);
+            register(&mut s, &waker);
+            assert!(pending_timers(&second, 2), "the moved sleep has its own entry: {second:?}");
+            s.await;
+            assert!(Instant::now() >= deadline);
+        });
+        assert!(pending_timers(&second, 0), "{second:?}");
+    });
+    assert!(pending_timers(&first, 1), "the first runtime's entry waits for its deadline");
+    turn_after(&first, deadline);
+    assert!(pending_timers(&first, 0), "{first:?}");
+}
+
+/// Nothing would ever fire a sleep polled outside a runtime: it says so instead of hanging.
+#[test]
+#[should_panic(expected = "a timer was polled outside a mini runtime")]
+fn a_sleep_polled_outside_any_runtime_panics() {
+    let (waker, _) = util::counting_waker();
+    register(&mut sleep(Duration::from_secs(3600)), &waker);
+}
+
+/// Reset on another thread (say, a `Send` hyper timer handed across), a registered sleep
+/// leaves its old entry to fire, and registers its new deadline when next polled at home.
+#[test]
+fn a_sleep_reset_on_another_thread_registers_the_new_deadline_at_its_next_poll() {
+    util::within_hang_guard(|| {
+        let rt = mini::Runtime::new().unwrap();
+        let (waker, _) = util::counting_waker();
+        let mut s = sleep(Duration::from_secs(3600));
+        rt.block_on(async { register(&mut s, &waker) });
+        let soon = Instant::now() + Duration::from_millis(5);
+        let s = std::thread::spawn(move || {
+            s.reset(soon);
+            s
+        })
+        .join()
+        .unwrap();
+        rt.block_on(async move {
+            s.await;
+            assert!(Instant::now() >= soon);
+        });
+        // The hour-long entry could not be removed from the other thread: it is still there.
+        assert!(pending_timers(&rt, 1), "{rt:?}");
+    });
+}

@@ -13,7 +13,6 @@ use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
-use mini::io::AsyncReadExt;
 use mini::net::{UnixListener, UnixStream};
 
 use util::{counting_waker, exchange_both_ways, is_nonblocking, pattern, poll_once};

@@ -10,10 +10,15 @@
 
 use std::io;
 use std::os::fd::AsFd;
+use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+
+use futures_core::Stream;
 
 use mini_runtime::io::{Async, Direction};
 use mini_runtime::socket;
+
+use crate::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 /// Polls `accept` on `io` until it yields a connection, a listener-level error, or
 /// `Pending`, skipping per-connection errors.
@@ -102,5 +107,44 @@ mod tests {
             assert!(ran_before_the_end, "the accept loop never yielded in {tries} tries");
             other.await.unwrap();
         });
+    }
+}
+
+/// A stream of accepted connections, from [`TcpListener::incoming`] or
+/// [`UnixListener::incoming`]: the `futures_core::Stream` form of `accept`, for code written
+/// with `StreamExt` (`for_each_concurrent`, `take`, `filter_map`, ...).
+///
+/// It never ends. An error that concerns the listener (out of fds, out of memory) is yielded
+/// as an item, and the next poll tries again, as `accept` would: stop on it, or back off.
+/// Per-connection errors are skipped, as in `accept`. The peer's address is dropped; use
+/// `peer_addr` on the stream, or `accept`, when it matters.
+///
+/// [`TcpListener::incoming`]: crate::TcpListener::incoming
+/// [`UnixListener::incoming`]: crate::UnixListener::incoming
+#[must_use = "streams do nothing unless polled"]
+#[derive(Debug)]
+pub struct Incoming<'a, L> {
+    listener: &'a L,
+}
+
+impl<'a, L> Incoming<'a, L> {
+    pub(crate) fn new(listener: &'a L) -> Incoming<'a, L> {
+        Incoming { listener }
+    }
+}
+
+impl Stream for Incoming<'_, TcpListener> {
+    type Item = io::Result<TcpStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.listener.poll_accept(cx).map(|accepted| Some(accepted.map(|(stream, _peer)| stream)))
+    }
+}
+
+impl Stream for Incoming<'_, UnixListener> {
+    type Item = io::Result<UnixStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.listener.poll_accept(cx).map(|accepted| Some(accepted.map(|(stream, _peer)| stream)))
     }
 }

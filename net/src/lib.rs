@@ -15,6 +15,7 @@ mod tcp;
 mod udp;
 pub mod unix;
 
+pub use accept::Incoming;
 pub use addr::{lookup_host, ToSocketAddrs};
 pub use tcp::listener::TcpListener;
 pub use tcp::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};

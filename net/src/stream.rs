@@ -34,31 +34,6 @@ macro_rules! stream_io {
     };
     (@common $stream:ident) => {
         impl $stream {
-            /// Reads some bytes into `buf`; `Ok(0)` means the peer closed its write side.
-            pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> mini_runtime::io::Read<'a, Self> {
-                mini_runtime::io::AsyncReadExt::read(self, buf)
-            }
-
-            /// Reads exactly `buf.len()` bytes, or fails with `UnexpectedEof`.
-            pub fn read_exact<'a>(&'a mut self, buf: &'a mut [u8]) -> mini_runtime::io::ReadExact<'a, Self> {
-                mini_runtime::io::AsyncReadExt::read_exact(self, buf)
-            }
-
-            /// Writes some bytes from `buf`, returning how many were written.
-            pub fn write<'a>(&'a mut self, buf: &'a [u8]) -> mini_runtime::io::Write<'a, Self> {
-                mini_runtime::io::AsyncWriteExt::write(self, buf)
-            }
-
-            /// Writes all of `buf`, waiting for buffer space as needed.
-            pub fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> mini_runtime::io::WriteAll<'a, Self> {
-                mini_runtime::io::AsyncWriteExt::write_all(self, buf)
-            }
-
-            /// Completes at once: a socket has no user-space buffer to flush.
-            pub fn flush(&mut self) -> mini_runtime::io::Flush<'_, Self> {
-                mini_runtime::io::AsyncWriteExt::flush(self)
-            }
-
             /// Shuts down the read side, the write side, or both (`shutdown(2)`). After
             /// `Shutdown::Write` the peer reads end-of-stream but can still send to us.
             pub fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()> {
@@ -89,10 +64,60 @@ macro_rules! stream_io {
 
         $crate::stream::stream_io!(@read $stream, self => self);
         $crate::stream::stream_io!(@write $stream, self => self);
+        $crate::stream::stream_io!(@read_methods $stream);
+        $crate::stream::stream_io!(@write_methods $stream);
 
         impl std::os::fd::AsFd for $stream {
             fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
                 std::os::fd::AsFd::as_fd(&self.io)
+            }
+        }
+    };
+
+    // Inherent read methods (the same futures as `mini::io::AsyncReadExt`'s). Inherent
+    // methods win over trait methods, so `stream.read(..)` compiles even with both mini's and
+    // futures-util's extension traits glob-imported (no E0034; see docs/ecosystem.md).
+    (@read_methods $ty:ty) => {
+        impl $ty {
+            /// Reads some bytes into `buf`; `Ok(0)` means the peer closed its write side.
+            pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> mini_runtime::io::Read<'a, Self> {
+                mini_runtime::io::AsyncReadExt::read(self, buf)
+            }
+
+            /// Reads exactly `buf.len()` bytes, or fails with `UnexpectedEof`.
+            pub fn read_exact<'a>(&'a mut self, buf: &'a mut [u8]) -> mini_runtime::io::ReadExact<'a, Self> {
+                mini_runtime::io::AsyncReadExt::read_exact(self, buf)
+            }
+
+            /// Reads until the peer closes its write side, appending to `buf`; returns how
+            /// many bytes were appended.
+            pub fn read_to_end<'a>(&'a mut self, buf: &'a mut Vec<u8>) -> mini_runtime::io::ReadToEnd<'a, Self> {
+                mini_runtime::io::AsyncReadExt::read_to_end(self, buf)
+            }
+        }
+    };
+
+    // Inherent write methods, likewise.
+    (@write_methods $ty:ty) => {
+        impl $ty {
+            /// Writes some bytes from `buf`, returning how many were written.
+            pub fn write<'a>(&'a mut self, buf: &'a [u8]) -> mini_runtime::io::Write<'a, Self> {
+                mini_runtime::io::AsyncWriteExt::write(self, buf)
+            }
+
+            /// Writes all of `buf`, waiting for buffer space as needed.
+            pub fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> mini_runtime::io::WriteAll<'a, Self> {
+                mini_runtime::io::AsyncWriteExt::write_all(self, buf)
+            }
+
+            /// Completes at once: a socket has no user-space buffer to flush.
+            pub fn flush(&mut self) -> mini_runtime::io::Flush<'_, Self> {
+                mini_runtime::io::AsyncWriteExt::flush(self)
+            }
+
+            /// Shuts down the write side: the peer reads end-of-stream.
+            pub fn close(&mut self) -> mini_runtime::io::Close<'_, Self> {
+                mini_runtime::io::AsyncWriteExt::close(self)
             }
         }
     };
@@ -205,6 +230,10 @@ macro_rules! stream_halves {
         $crate::stream::stream_io!(@read OwnedReadHalf, self => self.0);
         $crate::stream::stream_io!(@write WriteHalf<'_>, self => self.0);
         $crate::stream::stream_io!(@write OwnedWriteHalf, self => self.0);
+        $crate::stream::stream_io!(@read_methods ReadHalf<'_>);
+        $crate::stream::stream_io!(@read_methods OwnedReadHalf);
+        $crate::stream::stream_io!(@write_methods WriteHalf<'_>);
+        $crate::stream::stream_io!(@write_methods OwnedWriteHalf);
     };
 }
 

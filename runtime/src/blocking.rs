@@ -52,6 +52,7 @@ use std::thread::{self, JoinHandle as ThreadHandle, ThreadId};
 use std::time::Duration;
 
 use crate::context;
+use crate::handle::Handle;
 use crate::task::JoinHandle;
 
 /// The most pool threads one runtime runs at once; further jobs queue. tokio's default is 512,
@@ -321,13 +322,17 @@ where
 {
     let slot = Arc::new(Mutex::new(Slot { result: None, waker: None }));
     let job_slot = slot.clone();
+    let handle = Handle::try_current();
     let job: Job = Box::new(move || {
         // The awaiting task holds the other reference; once it is gone (aborted, or the
         // runtime dropped) nobody can see the result, so a job not yet started is skipped.
         if Arc::strong_count(&job_slot) == 1 {
             return None;
         }
-        let result = catch_unwind(AssertUnwindSafe(f));
+        let result = match handle {
+            Some(handle) => context::with_blocking_handle(handle, || catch_unwind(AssertUnwindSafe(f))),
+            None => catch_unwind(AssertUnwindSafe(f)), // outside a runtime: the panic below
+        };
         let mut slot = job_slot.lock().unwrap_or_else(PoisonError::into_inner);
         slot.result = Some(result);
         slot.waker.take() // the pool thread wakes it (invariant 4)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use crate::executor::{Core, Remote};
+use crate::handle::Handle;
 use crate::reactor::Reactor;
 
 thread_local! {
@@ -15,6 +16,9 @@ thread_local! {
     /// `CURRENT` by `set_current`: the hot path compares against it without a borrow. It is
     /// only ever compared, never dereferenced.
     static CURRENT_REACTOR: Cell<*const Reactor> = const { Cell::new(ptr::null()) };
+    /// On a blocking-pool thread, while it runs a `spawn_blocking` closure: the handle of the
+    /// runtime that spawned it, so `Handle::current()` works there as in tokio.
+    static BLOCKING_HANDLE: RefCell<Option<Handle>> = const { RefCell::new(None) };
 }
 
 /// Makes `core` the thread's runtime; returns the previous one.
@@ -65,6 +69,24 @@ impl Drop for Enter {
 /// Runs `f` with the current runtime, or returns `None` outside one.
 pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Core>) -> R) -> Option<R> {
     CURRENT.try_with(|c| c.borrow().as_ref().map(f)).ok().flatten()
+}
+
+/// The handle of the runtime whose `spawn_blocking` closure this thread is running, if any.
+pub(crate) fn blocking_handle() -> Option<Handle> {
+    BLOCKING_HANDLE.try_with(|h| h.borrow().clone()).ok().flatten()
+}
+
+/// Runs a `spawn_blocking` closure with `handle` as the thread's [`Handle::current`].
+pub(crate) fn with_blocking_handle<R>(handle: Handle, f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let _ = BLOCKING_HANDLE.try_with(|h| h.borrow_mut().take());
+        }
+    }
+    BLOCKING_HANDLE.with(|h| *h.borrow_mut() = Some(handle));
+    let _reset = Reset; // also when `f` panics: the pool thread goes on to other runtimes' jobs
+    f()
 }
 
 /// Whether `reactor` belongs to the thread's current runtime: one TLS load and a compare.

@@ -22,13 +22,14 @@ use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::pin;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::blocking::Pool;
 use crate::context;
 use crate::coop;
+use crate::handle::{Handle, Job};
 use crate::loom::{AtomicBool, Doorbell, Ordering, SegQueue};
 use crate::reactor::Reactor;
 use crate::slab::Slab;
@@ -61,6 +62,9 @@ pub(crate) struct Remote {
     /// further remote wakes skip the syscall.
     notified: AtomicBool,
     doorbell: Doorbell,
+    /// Spawns from other threads ([`Handle::spawn`]): closures to run on the runtime thread.
+    /// `None` once the runtime is gone (see `handle.rs`, invariant 2).
+    jobs: Mutex<Option<Vec<Job>>>,
 }
 
 impl fmt::Debug for Remote {
@@ -71,15 +75,53 @@ impl fmt::Debug for Remote {
 
 impl Remote {
     pub(crate) fn new(doorbell: Doorbell) -> Remote {
-        Remote { queue: SegQueue::new(), notified: AtomicBool::new(false), doorbell }
+        let jobs = Mutex::new(Some(Vec::new()));
+        Remote { queue: SegQueue::new(), notified: AtomicBool::new(false), doorbell, jobs }
     }
 
     /// A wake from another thread: queue the key, ring the eventfd unless already rung.
     pub(crate) fn schedule(&self, key: u64) {
         self.queue.push(key);
+        self.ring();
+    }
+
+    fn ring(&self) {
         if !self.notified.swap(true, Ordering::AcqRel) {
             self.doorbell.notify();
         }
+    }
+
+    /// No user code runs under this lock (jobs run and drop outside it).
+    fn jobs(&self) -> MutexGuard<'_, Option<Vec<Job>>> {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a job for the runtime thread and rings the eventfd, as a wake does; gives the
+    /// job back if the runtime is gone. A job pushed after the loop's last `drain` rings
+    /// again: `drain` resets `notified` before it takes the jobs, as it does for keys.
+    pub(crate) fn submit(&self, job: Job) -> Result<(), Job> {
+        match &mut *self.jobs() {
+            Some(jobs) => jobs.push(job),
+            None => return Err(job),
+        }
+        self.ring();
+        Ok(())
+    }
+
+    /// Whether the runtime is gone (or being dropped): no more jobs are taken.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.jobs().is_none()
+    }
+
+    /// The runtime is being dropped: refuse jobs from now on, and return those still queued
+    /// for the caller to drop (outside the lock: dropping a job cancels its task).
+    fn close(&self) -> Vec<Job> {
+        self.jobs().take().unwrap_or_default()
+    }
+
+    /// Takes the queued jobs (after `drain` has reset `notified`).
+    fn take_jobs(&self) -> Vec<Job> {
+        self.jobs().as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// The runtime thread takes every queued key (after the eventfd rang, or the spin saw
@@ -139,6 +181,11 @@ pub(crate) struct Core {
 }
 
 impl Core {
+    /// A [`Handle`] to this runtime, for other threads.
+    pub(crate) fn handle(&self) -> Handle {
+        Handle::new(self.remote.clone())
+    }
+
     /// Holds `waker` until after the next reactor turn (a task that spent its budget). A
     /// duplicate costs nothing: the task's `scheduled` flag queues it once.
     pub(crate) fn defer(&self, waker: &Waker) {
@@ -312,7 +359,8 @@ impl Core {
         }
     }
 
-    /// Moves the keys that other threads queued onto the local run queue.
+    /// Moves the keys that other threads queued onto the local run queue, then runs the jobs
+    /// they sent ([`Handle::spawn`]), which spawn tasks.
     fn drain_remote(&self) {
         let mut queue = self.run_queue.borrow_mut();
         self.remote.drain(|key| {
@@ -321,6 +369,10 @@ impl Core {
                 self.trace_wake(trace, key, Some("another thread"));
             }
         });
+        drop(queue);
+        for job in self.remote.take_jobs() {
+            job(); // catches its own panics (handle.rs)
+        }
     }
 
     /// Drops every task. Destructors may spawn or wake; keep going until nothing is left.
@@ -459,6 +511,11 @@ impl Runtime {
         }
     }
 
+    /// A [`Handle`] to this runtime: `Send + Sync`, to spawn onto it from other threads.
+    pub fn handle(&self) -> Handle {
+        self.core.handle()
+    }
+
     /// The number of tasks that have not finished yet.
     pub fn alive_tasks(&self) -> usize {
         self.core.tasks.borrow().len()
@@ -469,6 +526,9 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         // Task destructors may spawn or create sockets: let them find this runtime.
         let _enter = context::enter_for_shutdown(&self.core);
+        // Handles spawn no more; the jobs they queued are dropped, cancelling their tasks.
+        let jobs = self.core.remote.close();
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(jobs)));
         self.core.shutdown();
         // Idle pool threads exit now and are joined; busy ones finish their closure, unwaited for.
         self.core.blocking.shutdown();

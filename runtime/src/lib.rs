@@ -12,6 +12,7 @@
 //! | `task`       | a spawned future, its `Waker`, its [`JoinHandle`]                     |
 //! | `loom`       | the cross-thread wake protocol's atomics, swappable for loom's models |
 //! | `executor`   | the message loop: run ready tasks, then `epoll_wait`, repeat          |
+//! | `handle`     | [`Handle`]: spawning from other threads; the spawner traits           |
 //! | `blocking`   | helper threads for [`spawn_blocking`]: blocking work off the loop     |
 //! | [`time`]     | timers: one ordered map per runtime, bounding the epoll timeout       |
 //! | [`signal`]   | Unix signals through a self-pipe registered with the reactor          |
@@ -26,6 +27,7 @@ mod blocking;
 mod context;
 mod coop;
 mod executor;
+mod handle;
 pub mod io;
 mod loom;
 mod reactor;
@@ -41,6 +43,7 @@ mod waiters;
 
 pub use blocking::spawn_blocking;
 pub use executor::{block_on, spawn, Builder, Runtime, TaskBuilder, DEFAULT_SLOW_POLL_THRESHOLD};
+pub use handle::{Handle, LocalSpawner, SendJoinHandle};
 pub use task::{yield_now, JoinError, JoinHandle};
 
 /// Safe, non-blocking socket calls for the `mini-net` crate (all created with

@@ -35,8 +35,11 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{ready, Context, Poll};
+
+use futures_core::Stream;
 
 use crate::coop;
 use crate::io::{Async, Direction};
@@ -232,6 +235,17 @@ pub mod unix {
                     Err(_) => return Poll::Ready(None),
                 }
             }
+        }
+    }
+
+    /// The arrivals as a `futures_core::Stream` (for `StreamExt`): each item is one or more
+    /// arrivals since the last, as with [`recv`](Signal::recv). It ends only if the self-pipe
+    /// fails.
+    impl Stream for Signal {
+        type Item = ();
+
+        fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<()>> {
+            self.get_mut().poll_recv(cx)
         }
     }
 

@@ -5,12 +5,38 @@
 //! thread is spent per timer. The executor turns that earliest deadline into the
 //! `epoll_wait` timeout, and after each wait wakes every timer that is due.
 //!
+//! A [`Sleep`] holds no pointer to that map, only plain data (so it is `Send + Sync`, as
+//! hyper's `rt::Sleep` requires): its deadline and, once registered, the id of the `Timers`
+//! it went into plus its key there. Each poll and the drop find the map through the thread's
+//! current runtime, and touch it only if its id matches.
+//!
 //! ```text
-//!  Sleep::poll ── first poll ──► Timers.map.insert((deadline, seq), waker)
+//!  Sleep { deadline, entry: None }
+//!    │ first poll, on the thread's runtime (context::with_current → core.timers)
+//!    ▼
+//!  Timers(id).map.insert((deadline, seq), waker)    entry = Some { timers: id, key }
 //!  executor loop: timeout = first deadline - now ──► epoll_pwait2(timeout)
 //!                 Timers::fire(now) ──► remove due entries, wake their tasks
-//!  Sleep::drop ──► Timers.map.remove(key)            (cancelling leaves nothing behind)
+//!  later polls:  current Timers id == entry.timers ? update the waker in place
+//!                                                  : register on this runtime too (moved)
+//!  Sleep::drop / reset: current Timers id == entry.timers ? map.remove(key)
+//!                       : nothing (another thread, or the runtime is gone; see below)
 //! ```
+//!
+//! Ids come from a global counter and are never reused. An address would not do: a runtime
+//! dropped and a new one created could get the same address, and a stale sleep would then
+//! remove the new runtime's entry that happens to have the same key.
+//!
+//! What a `Sleep` away from its runtime does:
+//!
+//! 1. Dropped (or reset) on another thread, or after its runtime is gone: nothing, and no
+//!    panic. If the runtime lives, its entry stays until the deadline, then fires and wakes
+//!    the waker of the last poll: at worst a spurious wake of a task, which every future
+//!    must tolerate. (So a `sleep(Duration::MAX)` dropped on another thread keeps one map
+//!    entry for the runtime's lifetime.)
+//! 2. Polled on a different runtime than the one it registered with: it registers there
+//!    and completes there; the first runtime's entry stays until its deadline, as in 1.
+//! 3. Polled outside any runtime: a panic that says so (nothing would ever fire it).
 //!
 //! A timer wakes no earlier than its deadline and, with `epoll_pwait2`, typically tens of
 //! microseconds after it (the kernel's timer slack). On kernels before 5.11 the fallback
@@ -21,7 +47,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{ready, Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -32,17 +58,30 @@ use crate::coop;
 
 type Key = (Instant, u64);
 
+/// The next [`Timers`] id. Global and never reused (u64 never wraps in practice), so an id
+/// names one runtime's timers for the life of the process.
+static NEXT_TIMERS_ID: AtomicU64 = AtomicU64::new(1);
+
 /// The timers of one runtime.
-#[derive(Default)]
 pub(crate) struct Timers {
+    /// Which runtime's timers these are: what a [`Sleep`] keeps instead of a pointer.
+    id: u64,
     map: RefCell<BTreeMap<Key, Waker>>,
     /// Tells apart timers with the same deadline; u64 never wraps in practice.
     next_seq: Cell<u64>,
 }
 
+impl Default for Timers {
+    fn default() -> Timers {
+        // Relaxed: the id only has to be unique, it orders nothing.
+        let id = NEXT_TIMERS_ID.fetch_add(1, Ordering::Relaxed);
+        Timers { id, map: RefCell::default(), next_seq: Cell::new(0) }
+    }
+}
+
 impl fmt::Debug for Timers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Timers").field("pending", &self.len()).finish()
+        f.debug_struct("Timers").field("id", &self.id).field("pending", &self.len()).finish()
     }
 }
 
@@ -88,10 +127,18 @@ impl Timers {
         }
     }
 
-    fn remove(&self, key: Key) {
-        let removed = self.map.borrow_mut().remove(&key);
-        drop(removed); // a waker's drop is user code: outside the borrow
+    /// Removes a pending timer and returns its waker, for the caller to drop outside every
+    /// borrow (a waker's drop is user code).
+    fn remove(&self, key: Key) -> Option<Waker> {
+        self.map.borrow_mut().remove(&key)
     }
+}
+
+/// Where a registered [`Sleep`] sits: which runtime's [`Timers`], and its key there.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    timers: u64,
+    key: Key,
 }
 
 /// Thirty years from `now`: the stand-in for "never" when a deadline overflows `Instant`.
@@ -149,14 +196,36 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 /// It registers its timer on the first poll (so creating one costs nothing) and cancels it
 /// on drop (so dropping a million pending sleeps leaves nothing behind).
 ///
+/// A `Sleep` is `Send + Sync`: it holds only its deadline and the id and key of its timer,
+/// and finds its runtime's timers through the thread it is polled or dropped on. Dropped on
+/// another thread, or after its runtime is gone, it does nothing (a living runtime's entry
+/// then fires harmlessly at its deadline); polled on another runtime, it registers there
+/// and completes there. The [module docs](self) say more.
+///
 /// # Panics
 ///
 /// Polled outside a mini runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// fn assert_send_sync<T: Send + Sync>(_: &T) {}
+///
+/// mini::block_on(async {
+///     let sleep = mini::time::sleep(Duration::from_millis(1));
+///     assert_send_sync(&sleep); // so it can be boxed as a `dyn Future + Send + Sync`
+///     let boxed: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>> =
+///         Box::pin(sleep);
+///     boxed.await;
+/// });
+/// ```
 #[must_use = "futures do nothing unless you .await or poll them"]
 pub struct Sleep {
     deadline: Instant,
     /// The registered timer: `None` until first polled, and again once complete.
-    entry: Option<(Rc<Timers>, Key)>,
+    entry: Option<Entry>,
 }
 
 impl fmt::Debug for Sleep {
@@ -193,9 +262,14 @@ impl Sleep {
         self.deadline = deadline;
     }
 
+    /// Removes the registered timer, if this thread runs the runtime that holds it; anywhere
+    /// else there is nothing to reach, and the entry fires harmlessly at its deadline.
     fn cancel(&mut self) {
-        if let Some((timers, key)) = self.entry.take() {
-            timers.remove(key);
+        if let Some(entry) = self.entry.take() {
+            let removed = context::with_current(|core| {
+                (core.timers.id == entry.timers).then(|| core.timers.remove(entry.key))
+            });
+            drop(removed); // the waker, dropped outside the context's borrow
         }
     }
 }
@@ -216,21 +290,21 @@ impl Sleep {
             this.cancel();
             return Poll::Ready(());
         }
-        let Some(timers) = context::with_current(|core| core.timers.clone()) else {
+        let (deadline, entry, waker) = (this.deadline, this.entry, cx.waker());
+        let registered = context::with_current(|core| {
+            let timers = &core.timers;
+            match entry {
+                // Already in this runtime's map: update the waker in place.
+                Some(e) if e.timers == timers.id && timers.set_waker(e.key, waker) => e,
+                // First poll, or moved from another runtime (whose entry stays there until
+                // its deadline: it cannot be reached from here).
+                _ => Entry { timers: timers.id, key: timers.insert(deadline, waker.clone()) },
+            }
+        });
+        let Some(registered) = registered else {
             panic!("mini: a timer was polled outside a mini runtime; await it inside `mini::block_on`")
         };
-        if let Some((registered, key)) = &this.entry {
-            // Only the runtime that holds the timer will ever fire it.
-            assert!(
-                Rc::ptr_eq(registered, &timers),
-                "mini: a timer was polled in a runtime other than the one it was first polled in"
-            );
-            if timers.set_waker(*key, cx.waker()) {
-                return Poll::Pending;
-            }
-        }
-        let key = timers.insert(this.deadline, cx.waker().clone());
-        this.entry = Some((timers, key));
+        this.entry = Some(registered);
         Poll::Pending
     }
 }
@@ -431,5 +505,47 @@ impl Interval {
     pub fn reset(&mut self) {
         self.next = deadline_after(self.period);
         self.sleep.reset(self.next);
+    }
+}
+
+/// An [`Interval`] is a stream of its ticks, each the instant it was scheduled for (as
+/// [`tick`](Interval::tick) returns). It never ends.
+///
+/// # Examples
+///
+/// By hand; with futures-util's `StreamExt` it is `every.next().await`, or
+/// `every.take(3).collect::<Vec<_>>().await`.
+///
+/// ```
+/// use std::future::poll_fn;
+/// use std::pin::Pin;
+/// use std::time::Duration;
+///
+/// use futures_core::Stream;
+///
+/// mini::block_on(async {
+///     let mut every = mini::time::interval(Duration::from_millis(1));
+///     let first = poll_fn(|cx| Pin::new(&mut every).poll_next(cx)).await.unwrap();
+///     let second = poll_fn(|cx| Pin::new(&mut every).poll_next(cx)).await.unwrap();
+///     assert_eq!(second - first, Duration::from_millis(1));
+///     assert_eq!(every.size_hint(), (usize::MAX, None)); // it never ends
+/// });
+/// ```
+impl futures_core::Stream for Interval {
+    type Item = Instant;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Instant>> {
+        self.get_mut().poll_tick(cx).map(Some)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (usize::MAX, None) // endless
+    }
+}
+
+/// Never terminated: an [`Interval`] can be polled in a `select!` loop for ever.
+impl futures_core::FusedStream for Interval {
+    fn is_terminated(&self) -> bool {
+        false
     }
 }

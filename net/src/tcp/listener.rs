@@ -9,7 +9,7 @@ use std::task::{ready, Context, Poll};
 use mini_runtime::io::Async;
 use mini_runtime::socket;
 
-use crate::accept;
+use crate::accept::{self, Incoming};
 use crate::addr;
 use crate::TcpStream;
 use crate::ToSocketAddrs;
@@ -85,6 +85,12 @@ impl TcpListener {
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         let (fd, peer) = ready!(accept::poll_accept(&self.io, cx, |l| socket::accept(l.as_fd())))?;
         Poll::Ready(TcpStream::from_nonblocking_fd(fd).map(|s| (s, peer)))
+    }
+
+    /// The connections as a `futures_core::Stream` of `io::Result<TcpStream>`: see [`Incoming`].
+    /// (`docs/ecosystem.md` shows it with futures-util's `StreamExt`.)
+    pub fn incoming(&self) -> Incoming<'_, Self> {
+        Incoming::new(self)
     }
 
     /// The address the listener is bound to.

@@ -10,7 +10,7 @@ use std::task::{ready, Context, Poll};
 use mini_runtime::io::Async;
 use mini_runtime::socket;
 
-use crate::accept;
+use crate::accept::{self, Incoming};
 use crate::UnixStream;
 
 /// The `listen(2)` backlog, as for TCP (the kernel caps it at `somaxconn`). A client that
@@ -97,6 +97,12 @@ impl UnixListener {
         // from the raw `sockaddr_un` that `accept4` could have filled in.
         let peer = stream.peer_addr()?;
         Poll::Ready(Ok((stream, peer)))
+    }
+
+    /// The connections as a `futures_core::Stream` of `io::Result<UnixStream>`: see [`Incoming`].
+    /// (`docs/ecosystem.md` shows it with futures-util's `StreamExt`.)
+    pub fn incoming(&self) -> Incoming<'_, Self> {
+        Incoming::new(self)
     }
 
     /// The address the listener is bound to.
