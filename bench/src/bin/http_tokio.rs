@@ -4,8 +4,9 @@
 //!
 //! Same service, byte for byte: hyper's HTTP/1.1 server with keep-alive (hyper's default),
 //! every request answered `200 OK`, `content-type: text/plain`, body `Hello, world!\n`
-//! (hyper adds `content-length` and `date`). `TCP_NODELAY` on accepted sockets, as
-//! `http_hello` does.
+//! (hyper adds `content-length` and `date`). `TCP_NODELAY` on accepted sockets and a timer
+//! for hyper (hyper-util's `TokioTimer`; with one, hyper arms its 30 s header-read timeout
+//! for every request head), as `http_hello` does with `MiniTimer`.
 //!
 //! ```text
 //! http_tokio [ADDR]       # default 127.0.0.1:0; prints "http_tokio listening on ADDR", serves until killed
@@ -21,7 +22,7 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 async fn hello(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -35,6 +36,8 @@ async fn main() -> io::Result<()> {
     let addr = mini_bench::listen_addr_arg();
     let listener = TcpListener::bind(addr).await?;
     println!("http_tokio listening on {}", listener.local_addr()?);
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new());
     loop {
         // A failed accept (EMFILE, a connection reset before it was accepted) ends one
         // connection, not the server; the pause keeps a lasting EMFILE from spinning.
@@ -47,9 +50,10 @@ async fn main() -> io::Result<()> {
             }
         };
         let _ = stream.set_nodelay(true);
+        let builder = builder.clone();
         tokio::spawn(async move {
             // A client that goes away mid-request is its own problem, not the server's.
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service_fn(hello)).await;
+            let _ = builder.serve_connection(TokioIo::new(stream), service_fn(hello)).await;
         });
     }
 }
