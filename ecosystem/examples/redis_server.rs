@@ -85,5 +85,6 @@ async fn main() {
         _ => Poll::Ready(()),
     });
     let stats = serve_with(listener, config, stop).await;
-    println!("redis_server: stopped after {} connections", stats.connections);
+    let plural = if stats.connections == 1 { "" } else { "s" };
+    println!("redis_server: stopped; served {} connection{plural}", stats.connections);
 }

@@ -333,6 +333,18 @@ fn garbage_gets_a_protocol_error_and_a_clean_close_and_others_are_served() {
     assert_eq!(query::<String>(&mut bystander, &["GET", "k"]).unwrap(), "v", "the server still serves");
 }
 
+#[test]
+fn a_client_still_sending_after_its_error_reads_the_reply_and_a_clean_end() {
+    let server = Server::new();
+    let mut raw = server.raw();
+    // The server stops reading at the bad frame, with most of this still unread: closing
+    // then would make the kernel answer with a reset instead of an end of stream.
+    let mut input = b"*x\r\n".to_vec();
+    input.resize(50_000, b'z');
+    raw.write_all(&input).unwrap();
+    assert_eq!(read_to_eof(&mut raw), b"-ERR Protocol error: invalid multibulk length\r\n");
+}
+
 /// The resident set of this process (the server thread included), in bytes.
 fn rss() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();

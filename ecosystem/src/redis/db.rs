@@ -122,8 +122,8 @@ impl Db {
     /// Writes `value` under `key` if `condition` allows, handling the deadline as `expiry`
     /// says. Returns whether it wrote.
     ///
-    /// This is the path of every `SET`, so it looks the key up twice at most (once to see
-    /// whether it lives, once to write).
+    /// This is the path of every `SET`: a live key is looked up once, a new one twice (once
+    /// to find it missing, once to insert), and the key is copied only when it is new.
     pub(crate) fn set(
         &mut self,
         key: &[u8],
@@ -132,15 +132,12 @@ impl Db {
         expiry: SetExpiry,
         now: Instant,
     ) -> bool {
-        let exists = self.exists(key, now);
-        match condition {
-            SetCondition::IfMissing if exists => return false,
-            SetCondition::IfExists if !exists => return false,
-            _ => {}
-        }
-        let Db { map, volatile, .. } = self;
-        match map.get_mut(key) {
-            Some(entry) => {
+        let mut dead_entry = false;
+        if let Some(entry) = self.map.get_mut(key) {
+            if !entry.is_expired(now) {
+                if condition == SetCondition::IfMissing {
+                    return false;
+                }
                 // Reuse the allocation when the new value has the same length: common for
                 // counters and fixed-size values, and free to check.
                 if entry.value.len() == value.len() {
@@ -152,30 +149,36 @@ impl Db {
                     SetExpiry::Keep => {}
                     SetExpiry::Clear => {
                         if let Some((_, index)) = entry.expiry.take() {
-                            forget_volatile(map, volatile, index);
+                            forget_volatile(&mut self.map, &mut self.volatile, index);
                         }
                     }
                     SetExpiry::At(at) => match &mut entry.expiry {
                         Some((deadline, _)) => *deadline = at,
                         None => {
-                            entry.expiry = Some((at, volatile.len()));
-                            volatile.push(key.into());
+                            entry.expiry = Some((at, self.volatile.len()));
+                            self.volatile.push(key.into());
                         }
                     },
                 }
+                return true;
             }
-            None => {
-                let expiry = match expiry {
-                    SetExpiry::At(at) => {
-                        volatile.push(key.into());
-                        Some((at, volatile.len() - 1))
-                    }
-                    // A missing key has no deadline to keep.
-                    SetExpiry::Keep | SetExpiry::Clear => None,
-                };
-                map.insert(key.into(), Entry { value: value.into(), expiry });
-            }
+            dead_entry = true;
         }
+        if dead_entry {
+            self.remove(key);
+        }
+        if condition == SetCondition::IfExists {
+            return false;
+        }
+        let expiry = match expiry {
+            SetExpiry::At(at) => {
+                self.volatile.push(key.into());
+                Some((at, self.volatile.len() - 1))
+            }
+            // A missing key has no deadline to keep.
+            SetExpiry::Keep | SetExpiry::Clear => None,
+        };
+        self.map.insert(key.into(), Entry { value: value.into(), expiry });
         true
     }
 
