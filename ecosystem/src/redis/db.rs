@@ -269,6 +269,19 @@ impl Db {
         }
     }
 
+    /// Gives memory back after many deletions: std's map never shrinks by itself. Called
+    /// by the expiry task, ten times a second; shrinking rehashes the live keys, which are
+    /// then at most an eighth of the capacity, so the pause stays proportional to them.
+    pub(crate) fn shrink_if_sparse(&mut self) {
+        const MIN: usize = 1024;
+        if self.map.capacity() > MIN && self.map.len() * 8 < self.map.capacity() {
+            self.map.shrink_to(self.map.len() * 2);
+        }
+        if self.volatile.capacity() > MIN && self.volatile.len() * 8 < self.volatile.capacity() {
+            self.volatile.shrink_to(self.volatile.len() * 2);
+        }
+    }
+
     /// Removes the key and its place in `volatile`.
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let entry = self.map.remove(key)?;
@@ -491,6 +504,23 @@ mod tests {
             true
         });
         assert_eq!(asked, 0, "1 dead in 20 is under a tenth: no second round");
+    }
+
+    #[test]
+    fn a_sparse_keyspace_gives_memory_back() {
+        let t0 = Instant::now();
+        let mut db = Db::new();
+        for i in 0..100_000u32 {
+            db.set(&i.to_be_bytes(), b"v", SetCondition::Always, SetExpiry::At(t0 + secs(1)), t0);
+        }
+        db.set(b"forever", b"v", SetCondition::Always, SetExpiry::Clear, t0);
+        let full = db.map.capacity();
+        while db.expire_cycle(t0 + secs(1), || true) > 0 {}
+        db.shrink_if_sparse();
+        assert!(db.map.capacity() < full / 8, "{} of {full}", db.map.capacity());
+        assert!(db.volatile.capacity() < 1024);
+        assert_eq!(get(&mut db, b"forever", t0), Some(b"v".to_vec()));
+        check_invariants(&db);
     }
 
     #[test]

@@ -217,6 +217,17 @@ impl Parser {
         Command { src, ranges: &self.args }
     }
 
+    /// Empties the argument list for a new frame, and gives back its memory if a huge
+    /// frame (up to a million arguments) grew it: one such command must not pin megabytes
+    /// for the rest of the connection.
+    fn reset_args(&mut self) {
+        const KEEP: usize = 1024;
+        if self.args.capacity() > KEEP {
+            self.args = Vec::new();
+        }
+        self.args.clear();
+    }
+
     fn start_multibulk(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
         let Some((line, next)) =
             line(buf, 1, ProtocolError::TooBigMultibulkCount, ProtocolError::InvalidMultibulkLength)?
@@ -227,7 +238,7 @@ impl Parser {
         if count > MAX_MULTIBULK_LEN {
             return Err(ProtocolError::InvalidMultibulkLength);
         }
-        self.args.clear();
+        self.reset_args();
         self.source = Source::Input;
         if count <= 0 {
             // Redis ignores `*0` and `*-1` as requests: an empty command.
@@ -300,7 +311,7 @@ impl Parser {
         };
         let line = &buf[..nl];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        self.args.clear();
+        self.reset_args();
         if line.contains(&b'"') || line.contains(&b'\'') {
             self.source = Source::Scratch;
             self.scratch.clear();
@@ -590,7 +601,7 @@ pub fn array(out: &mut Vec<u8>, len: usize) {
 ///
 /// ```
 /// let mut out = Vec::new();
-/// mini_ecosystem::redis::resp::encode_command(&mut out, &[b"GET", b"k"]);
+/// mini_ecosystem::redis::resp::encode_command(&mut out, &["GET", "k"]);
 /// assert_eq!(out, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
 /// ```
 pub fn encode_command<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
@@ -713,6 +724,17 @@ mod tests {
         let mut parser = Parser::new(1 << 20);
         assert_eq!(parser.parse(b"*1\r\n$10"), Ok(None));
         assert_eq!(parser.needed(), None, "the length is not known until its line ends");
+    }
+
+    #[test]
+    fn a_huge_frame_does_not_pin_its_argument_list() {
+        let mut parser = Parser::new(1024);
+        let mut frame = Vec::new();
+        encode_command(&mut frame, &vec!["x"; 5000]);
+        assert_eq!(parser.parse(&frame), Ok(Some(frame.len())));
+        assert!(parser.args.capacity() >= 5000);
+        assert_eq!(parser.parse(b"PING\r\n"), Ok(Some(6)));
+        assert!(parser.args.capacity() <= 1024, "kept {}", parser.args.capacity());
     }
 
     #[test]

@@ -193,7 +193,8 @@ async fn until<S: Future + ?Sized, W: Future>(mut stop: std::pin::Pin<&mut S>, w
 }
 
 /// The active half of expiry (the lazy half is in `Db`): ten times a second, one bounded
-/// pass over the keys that have a deadline.
+/// pass over the keys that have a deadline; then the keyspace gives back memory if
+/// deletions left it sparse (Redis resizes its dicts from the same cron).
 async fn expire_keys(shared: Rc<Shared>) {
     let mut ticks = interval(EXPIRE_PERIOD);
     loop {
@@ -205,6 +206,7 @@ async fn expire_keys(shared: Rc<Shared>) {
             rounds += 1;
             rounds % 16 != 0 || start.elapsed() < EXPIRE_BUDGET
         });
+        shared.db.borrow_mut().shrink_if_sparse();
     }
 }
 
