@@ -1,5 +1,5 @@
 //! A Redis-compatible server (RESP2), written directly on mini's sockets: the protocol,
-//! the keyspace and the event loop in about a thousand lines, no Redis library.
+//! the keyspace and the connection loop, with no Redis library.
 //!
 //! ```text
 //!  TcpListener ── accept ──► connection task (one per client)        expire task (10 Hz)
@@ -11,8 +11,9 @@
 //!
 //! - **Parse → execute → reply.** [`resp::Parser`] turns the bytes of a request into a
 //!   command whose arguments borrow the read buffer (no allocation per command);
-//!   `commands.rs` looks the name up, checks the arity and runs it against the keyspace
-//!   (`db.rs`), appending the reply to the connection's output buffer.
+//!   `commands/` looks the name up, checks the arity and runs it against the keyspace
+//!   (`db.rs`), appending the reply to the connection's output buffer (`commands/keyspace.rs`
+//!   has the data commands, `commands/connection.rs` the rest).
 //! - **Pipelining.** A connection executes every complete command its read buffer holds
 //!   before writing, and writes all their replies with one `write` (earlier only if they
 //!   pass 64 KiB). So 16 pipelined `GET`s cost one `read` and one `write`.
