@@ -149,7 +149,7 @@ pub async fn serve_with(listener: TcpListener, config: Config, shutdown: impl Fu
     let mut accept_failing = false;
     while let Some(accepted) = until(shutdown.as_mut(), listener.accept()).await {
         match accepted {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
                 accept_failing = false;
                 stats.connections += 1;
                 // Forget finished connections now and then, not on every accept (that would
@@ -158,7 +158,9 @@ pub async fn serve_with(listener: TcpListener, config: Config, shutdown: impl Fu
                     connections.retain(|c| !c.is_finished());
                     prune_at = (2 * connections.len()).max(64);
                 }
-                connections.push(mini::spawn(connection(stream, shared.clone())));
+                // A name makes MINI_TRACE output and slow-poll warnings say which client.
+                let task = mini::task::Builder::new().name(format!("redis client {peer}"));
+                connections.push(task.spawn(connection(stream, shared.clone())));
             }
             Err(e) => {
                 // Out of fds the listener stays readable, so retrying at once would spin.
