@@ -133,10 +133,11 @@ fn every_string_command_through_a_real_client() {
     assert_eq!(q(&mut con, &["SET", "k", "w", "NX"]), Value::Nil);
     assert_eq!(q(&mut con, &["SET", "new", "w", "XX"]), Value::Nil);
     assert_eq!(query::<String>(&mut con, &["SET", "k", "w", "XX", "EX", "100"]).unwrap(), "OK");
-    assert_eq!(query::<i64>(&mut con, &["TTL", "k"]).unwrap(), 100);
-    assert!((99_000..=100_000).contains(&query::<i64>(&mut con, &["PTTL", "k"]).unwrap()));
+    // Ranges, not exact values: a loaded machine may pause the test between commands.
+    assert!((1..=100).contains(&query::<i64>(&mut con, &["TTL", "k"]).unwrap()));
+    assert!((1..=100_000).contains(&query::<i64>(&mut con, &["PTTL", "k"]).unwrap()));
     assert_eq!(query::<i64>(&mut con, &["EXPIRE", "k", "50"]).unwrap(), 1);
-    assert_eq!(query::<i64>(&mut con, &["TTL", "k"]).unwrap(), 50);
+    assert!((1..=50).contains(&query::<i64>(&mut con, &["TTL", "k"]).unwrap()));
     assert_eq!(query::<i64>(&mut con, &["PEXPIRE", "nope", "50"]).unwrap(), 0);
     assert_eq!(query::<i64>(&mut con, &["TTL", "nope"]).unwrap(), -2);
     assert_eq!(query::<i64>(&mut con, &["INCR", "n"]).unwrap(), 1);
@@ -256,7 +257,8 @@ fn a_key_with_a_deadline_goes_away() {
     let mut con = server.client();
     assert_eq!(query::<String>(&mut con, &["SET", "k", "v", "PX", "100"]).unwrap(), "OK");
     let ttl = query::<i64>(&mut con, &["PTTL", "k"]).unwrap();
-    assert!((1..=100).contains(&ttl), "PTTL {ttl}");
+    // -2 if the machine paused the test for 100 ms already.
+    assert!(ttl == -2 || (1..=100).contains(&ttl), "PTTL {ttl}");
     eventually("GET k sees the key expire", || {
         query::<Option<String>>(&mut con, &["GET", "k"]).unwrap().is_none()
     });
