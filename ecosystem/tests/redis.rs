@@ -413,8 +413,9 @@ fn stopping_the_server_closes_its_connections_and_reports() {
     assert_eq!(read_to_eof(&mut raw), b"", "the open connection was closed");
 }
 
-/// Runs a command with `stdin` as input, killing it past the guard; returns its stdout.
-fn run_tool(cmd: &mut Command, stdin: &[u8]) -> String {
+/// Runs a command with `stdin` as input, killing it past the guard; returns its stdout
+/// and its stderr.
+fn run_tool_output(cmd: &mut Command, stdin: &[u8]) -> (String, String) {
     let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(stdin).unwrap();
     let deadline = Instant::now() + GUARD;
@@ -427,7 +428,12 @@ fn run_tool(cmd: &mut Command, stdin: &[u8]) -> String {
     }
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+    (String::from_utf8(out.stdout).unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// [`run_tool_output`]'s stdout.
+fn run_tool(cmd: &mut Command, stdin: &[u8]) -> String {
+    run_tool_output(cmd, stdin).0
 }
 
 #[test]
@@ -455,4 +461,38 @@ fn redis_cli_talks_to_it() {
     assert_eq!(cli(&["get", "k999"], b""), "999\n");
     // Interactive-style input on stdin: one command per line.
     assert_eq!(cli(&[], b"ping\nget greeting\n"), "PONG\nhello world\n");
+}
+
+#[test]
+fn redis_benchmark_runs_against_it() {
+    if Command::new("redis-benchmark").arg("--version").output().is_err() {
+        println!("skipped: redis-benchmark is not installed (apt-get install redis-tools to run this test)");
+        return;
+    }
+    let server = Server::new();
+    let port = server.addr.port().to_string();
+    for pipeline in ["1", "16"] {
+        let mut cmd = Command::new("redis-benchmark");
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            "ping,set,get",
+            "-c",
+            "5",
+            "-n",
+            "2000",
+            "-P",
+            pipeline,
+        ]);
+        // --csv: one line per test, and no progress lines with carriage returns.
+        let (out, stderr) = run_tool_output(cmd.arg("--csv"), b"");
+        for test in ["PING_INLINE", "PING_MBULK", "SET", "GET"] {
+            assert!(out.contains(&format!("\"{test}\",")), "no {test} line in:\n{out}");
+        }
+        // It asks CONFIG GET save/appendonly first, and warns on stderr when that fails.
+        assert!(!out.contains("ERR") && stderr.is_empty(), "{out}{stderr}");
+    }
 }
