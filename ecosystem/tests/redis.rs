@@ -436,10 +436,19 @@ fn run_tool(cmd: &mut Command, stdin: &[u8]) -> String {
     run_tool_output(cmd, stdin).0
 }
 
+/// Whether `tool` can be run; says why the test is skipped when it cannot (CI machines may
+/// lack the Redis tools).
+fn installed(tool: &str) -> bool {
+    let found = Command::new(tool).arg("--version").output().is_ok();
+    if !found {
+        println!("skipped: {tool} is not installed (apt-get install redis-tools to run this test)");
+    }
+    found
+}
+
 #[test]
 fn redis_cli_talks_to_it() {
-    if Command::new("redis-cli").arg("--version").output().is_err() {
-        println!("skipped: redis-cli is not installed (apt-get install redis-tools to run this test)");
+    if !installed("redis-cli") {
         return;
     }
     let server = Server::new();
@@ -465,8 +474,7 @@ fn redis_cli_talks_to_it() {
 
 #[test]
 fn redis_benchmark_runs_against_it() {
-    if Command::new("redis-benchmark").arg("--version").output().is_err() {
-        println!("skipped: redis-benchmark is not installed (apt-get install redis-tools to run this test)");
+    if !installed("redis-benchmark") {
         return;
     }
     let server = Server::new();
