@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
+use std::rc::Rc;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -411,6 +412,41 @@ fn stopping_the_server_closes_its_connections_and_reports() {
     let stats = server.stop();
     assert_eq!(stats.connections, 2);
     assert_eq!(read_to_eof(&mut raw), b"", "the open connection was closed");
+}
+
+#[test]
+fn serve_returns_only_once_its_connections_are_closed() {
+    mini::block_on(async {
+        let listener = mini::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // A std client, non-blocking: its checks never yield to the runtime, so the last one
+        // sees exactly what the server had done when `serve_with` returned.
+        let client = Rc::new(TcpStream::connect(listener.local_addr().unwrap()).unwrap());
+        client.set_nonblocking(true).unwrap();
+        let (mut stop, mut stop_rx) = mini::net::UnixStream::pair().unwrap();
+        let helper = client.clone();
+        // Another task sends a PING, waits for the answer (so the connection is open and
+        // served), then asks the server to stop.
+        mini::spawn(async move {
+            (&*helper).write_all(b"PING\r\n").unwrap();
+            let mut reply = [0; 7];
+            let deadline = Instant::now() + GUARD;
+            while helper.peek(&mut reply).map_or(true, |n| n < 7) {
+                assert!(Instant::now() < deadline, "no reply to PING");
+                mini::yield_now().await; // let the server run
+            }
+            stop.write_all(b"x").await.unwrap();
+        });
+        let stop = async move {
+            let _ = stop_rx.read(&mut [0]).await;
+        };
+        let stats = mini::time::timeout(GUARD, serve_with(listener, Config::default(), stop)).await.unwrap();
+        assert_eq!(stats.connections, 1);
+        let mut buf = [0; 16];
+        assert_eq!((&*client).read(&mut buf).unwrap(), 7, "+PONG");
+        // Loopback delivers the FIN within close(): were the socket still open, this
+        // non-blocking read would fail with WouldBlock.
+        assert_eq!((&*client).read(&mut buf).unwrap(), 0, "the connection is closed");
+    });
 }
 
 /// Runs a command with `stdin` as input, killing it past the guard; returns its stdout
