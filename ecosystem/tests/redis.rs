@@ -394,6 +394,25 @@ fn the_bulk_cap_is_configurable() {
 }
 
 #[test]
+fn a_request_past_the_query_limit_closes_the_connection() {
+    // The limit is at least one maximal bulk string plus headers: 10 KB + 256 KiB here.
+    let server = Server::start(Config { max_bulk_len: 10_000, max_query_len: 0 });
+    let mut raw = server.raw();
+    let value = format!("$10000\r\n{}\r\n", "v".repeat(10_000));
+    let mut frame = b"*1001\r\n$4\r\nMSET\r\n".to_vec();
+    for _ in 0..40 {
+        frame.extend_from_slice(value.as_bytes()); // 400 KB of a frame that never ends
+    }
+    let _ = raw.write_all(&frame); // may fail: the server stops reading at the limit
+    let mut rest = Vec::new();
+    match raw.read_to_end(&mut rest) {
+        Ok(_) => assert_eq!(rest, b"", "closed without a reply, as Redis does"),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+    assert_eq!(query::<String>(&mut server.client(), &["PING"]).unwrap(), "PONG");
+}
+
+#[test]
 fn an_overlong_inline_line_is_refused() {
     let server = Server::new();
     let mut raw = server.raw();

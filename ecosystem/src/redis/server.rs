@@ -334,21 +334,14 @@ async fn connection(mut stream: TcpStream, shared: Rc<Shared>) {
                 break;
             }
             if out.len() >= FLUSH_AT {
-                if stream.write_all(&out).await.is_err() {
+                if flush(&mut stream, &mut out).await.is_err() {
                     return;
                 }
-                out.clear();
                 now = Instant::now(); // the write may have waited
             }
         }
-        if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
-                return;
-            }
-            out.clear();
-            if out.capacity() > 2 * FLUSH_AT {
-                out = Vec::with_capacity(INITIAL_READ_BUF);
-            }
+        if flush(&mut stream, &mut out).await.is_err() {
+            return;
         }
         if flow == Flow::Close {
             return linger(stream).await;
@@ -363,6 +356,20 @@ async fn connection(mut stream: TcpStream, shared: Rc<Shared>) {
             Ok(n) => input.filled(n),
         }
     }
+}
+
+/// Writes the replies gathered in `out`, if any, and empties it; gives its memory back if
+/// big replies grew it.
+async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    stream.write_all(out).await?;
+    out.clear();
+    if out.capacity() > 2 * FLUSH_AT {
+        *out = Vec::with_capacity(INITIAL_READ_BUF);
+    }
+    Ok(())
 }
 
 /// Closes a connection after its last reply: shuts down the write side (the client reads
