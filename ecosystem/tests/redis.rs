@@ -348,10 +348,11 @@ fn a_client_still_sending_after_its_error_reads_the_reply_and_a_clean_end() {
     assert_eq!(read_to_eof(&mut raw), b"-ERR Protocol error: invalid multibulk length\r\n");
 }
 
-/// The resident set of this process (the server thread included), in bytes.
-fn rss() -> usize {
+/// A memory figure of this process (the server thread included) from /proc, in bytes:
+/// `VmRSS` (resident now) or `VmHWM` (the peak so far).
+fn memory(field: &str) -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
     line.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 1024
 }
 
@@ -368,7 +369,7 @@ fn huge_bulk_lengths_are_refused_and_never_allocated() {
 
     // Under the cap (400 MB of the 512 MiB allowed) but only 1 KB sent: memory must follow
     // the bytes received, not the length declared.
-    let before = rss();
+    let before = memory("VmRSS:");
     let mut clients = Vec::new();
     for _ in 0..4 {
         let mut raw = server.raw();
@@ -379,8 +380,33 @@ fn huge_bulk_lengths_are_refused_and_never_allocated() {
     // A full round trip on another connection: the server has read what the four sent.
     let mut con = server.client();
     assert_eq!(query::<String>(&mut con, &["PING"]).unwrap(), "PONG");
-    let grown = rss().saturating_sub(before);
+    let grown = memory("VmRSS:").saturating_sub(before);
     assert!(grown < 64 << 20, "4 declared 400 MB values grew the process by {} MB", grown >> 20);
+}
+
+#[test]
+fn replies_to_a_long_pipeline_are_written_as_they_pile_up() {
+    let server = Server::new();
+    let mut con = server.client();
+    let value = vec![b'v'; 200_000];
+    redis::cmd("SET").arg("big").arg(&value).query::<()>(&mut con).unwrap();
+    // 16 KiB of `GET big`: one read of the server's, ~700 replies of 200 KB. Held all at
+    // once they would take 140 MB; written whenever 64 KiB are waiting, a few hundred KB.
+    let get = b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n";
+    let count = 16 * 1024 / get.len();
+    let before = memory("VmHWM:");
+    let mut raw = server.raw();
+    raw.write_all(&get.repeat(count)).unwrap();
+    let reply_len = "$200000\r\n".len() + 200_000 + 2;
+    let mut left = count * reply_len;
+    let mut chunk = vec![0; 1 << 16];
+    while left > 0 {
+        let n = raw.read(&mut chunk[..left.min(1 << 16)]).unwrap();
+        assert!(n > 0, "closed with {left} bytes of replies missing");
+        left -= n;
+    }
+    let grown = memory("VmHWM:").saturating_sub(before);
+    assert!(grown < 40 << 20, "the peak grew by {} MB", grown >> 20);
 }
 
 #[test]
