@@ -27,7 +27,7 @@ use mini_ecosystem::redis::{serve_with, Config};
 const USAGE: &str = "usage: redis_server [ADDR] [--max-bulk-len BYTES]";
 
 fn parse_options() -> Result<(String, Config), String> {
-    let mut addr = "127.0.0.1:6379".to_string();
+    let mut addr = None;
     let mut config = Config::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -40,10 +40,11 @@ fn parse_options() -> Result<(String, Config), String> {
             }
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
-            _ => addr = arg,
+            _ if addr.is_some() => return Err(format!("unexpected argument {arg:?}")),
+            _ => addr = Some(arg),
         }
     }
-    Ok((addr, config))
+    Ok((addr.unwrap_or_else(|| "127.0.0.1:6379".to_string()), config))
 }
 
 /// Says why the server cannot start, in one line, and exits with status 1. The OS error's
