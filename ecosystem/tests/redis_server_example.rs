@@ -82,6 +82,10 @@ fn a_bad_option_exits_2_and_a_taken_port_exits_1() {
         stderr.starts_with("redis_server: --max-bulk-len: \"lots\" is not a number of bytes\n"),
         "{stderr}"
     );
+    let out = finish(spawn(&["127.0.0.1:0", "127.0.0.1:1"]));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("redis_server: unexpected argument \"127.0.0.1:1\"\n"), "{stderr}");
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
