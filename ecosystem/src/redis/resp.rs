@@ -187,7 +187,7 @@ impl Parser {
                 Some(b'*') => self.start_multibulk(buf),
                 Some(_) => self.inline(buf),
             },
-            State::Multibulk { .. } => self.multibulk(buf),
+            State::Multibulk { remaining, pos, bulk } => self.multibulk(buf, remaining, pos, bulk),
         };
         if result.is_err() {
             self.state = State::Start;
@@ -244,16 +244,19 @@ impl Parser {
             // Redis ignores `*0` and `*-1` as requests: an empty command.
             return Ok(Some(next));
         }
-        self.state = State::Multibulk { remaining: count as usize, pos: next, bulk: None };
-        self.multibulk(buf)
+        self.multibulk(buf, count as usize, next, None)
     }
 
-    fn multibulk(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
-        let State::Multibulk { mut remaining, mut pos, mut bulk } = self.state else {
-            unreachable!("multibulk() is only called inside a multibulk frame")
-        };
-        // Why the state is written back before every `return Ok(None)`: the next call
-        // resumes from it, so a frame is never scanned twice.
+    /// Goes on with a multibulk frame from where [`State::Multibulk`] says it stopped.
+    fn multibulk(
+        &mut self,
+        buf: &[u8],
+        mut remaining: usize,
+        mut pos: usize,
+        mut bulk: Option<usize>,
+    ) -> Result<Option<usize>, ProtocolError> {
+        // The state is written back before every `return Ok(None)`: the next call resumes
+        // from it, so no byte of a frame is scanned twice.
         while remaining > 0 {
             let len = match bulk {
                 Some(len) => len,
