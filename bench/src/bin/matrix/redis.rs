@@ -64,53 +64,71 @@ struct RedisLoad<'a> {
     requests: u64,
 }
 
-/// One server: started fresh, checked, then each redis-benchmark test in turn. One record
-/// per test (`None` where it failed).
-fn redis_server_runs(
+/// A server of the section: its name and, if it could be built, its command line.
+type RedisServer<'a> = (&'a str, Option<(&'a Path, &'a [&'a str])>);
+
+/// Starts a server and checks that it answers PING.
+fn start_checked(opts: &Opts, name: &str, program: &Path, args: &[&str]) -> Result<Peer, String> {
+    let server = Peer::start(opts, name, program, args)?;
+    match redis_call(server.addr, &["PING"])? {
+        pong if pong == "+PONG\r\n" => Ok(server),
+        other => Err(format!("PING answered {other:?}")),
+    }
+}
+
+/// One repetition at one pipeline depth: every server started fresh and checked, all at
+/// once (an idle server costs nothing measurable), then each test against one server and
+/// at once against the next, so that the runs compared are neighbours in time (the shared
+/// machine drifts by 10% and more within a minute). One record per server and test (`None`
+/// where it failed).
+fn redis_rep(
     opts: &Opts,
     load: &RedisLoad<'_>,
-    name: &str,
-    label: &str,
-    program: &Path,
-    args: &[&str],
-) -> Vec<Option<Rec>> {
-    let failed = |why: String| {
-        println!("  {label:<22} FAILED: {why}");
-        vec![None; REDIS_TESTS.len()]
-    };
-    let server = match Peer::start(opts, name, program, args) {
-        Ok(s) => s,
-        Err(e) => return failed(e),
-    };
-    let addr = server.addr;
-    match redis_call(addr, &["PING"]) {
-        Ok(pong) if pong == "+PONG\r\n" => {}
-        Ok(other) => return failed(format!("PING answered {other:?}")),
-        Err(e) => return failed(e),
-    }
-    let mut recs = Vec::new();
-    for (test, name) in REDIS_TESTS {
-        let rec = unless_noisy(opts, label, || redis_one(&server, load, test, name)).and_then(|rec| {
-            // redis-benchmark counts replies, errors included: check SET stored a value
-            // (without -r every SET writes its 3 bytes, -d 3, to this one key) before GET
-            // reads it back.
-            if test == "set" {
-                let got = redis_call(addr, &["GET", "key:__rand_int__"])?;
-                if !(got.starts_with("$3\r\n") && got.len() == 9) {
-                    return Err(format!("after SET, GET key:__rand_int__ answered {got:?}, not 3 bytes"));
+    rep: usize,
+    servers: &[RedisServer<'_>],
+) -> Vec<Vec<Option<Rec>>> {
+    let label = |name: &str| format!("#{rep} {name} -P {}", load.pipeline);
+    let started: Vec<Option<Peer>> = servers
+        .iter()
+        .map(|&(name, cmd)| {
+            let (program, args) = cmd?;
+            start_checked(opts, name, program, args)
+                .map_err(|e| println!("  {:<22} FAILED: {e}", label(name)))
+                .ok()
+        })
+        .collect();
+    let mut recs = vec![Vec::new(); servers.len()];
+    for (test, test_name) in REDIS_TESTS {
+        for ((server, (name, _)), recs) in started.iter().zip(servers).zip(&mut recs) {
+            let label = label(name);
+            let rec = server.as_ref().and_then(|server| {
+                let rec =
+                    unless_noisy(opts, &label, || redis_one(server, load, test, test_name)).and_then(|rec| {
+                        // redis-benchmark counts replies, errors included: check SET stored a
+                        // value (without -r every SET writes its 3 bytes, -d 3, to this one key)
+                        // before GET reads it back.
+                        if test == "set" {
+                            let got = redis_call(server.addr, &["GET", "key:__rand_int__"])?;
+                            if !(got.starts_with("$3\r\n") && got.len() == 9) {
+                                return Err(format!(
+                                    "after SET, GET key:__rand_int__ answered {got:?}, not 3 bytes"
+                                ));
+                            }
+                        }
+                        Ok(rec)
+                    });
+                match rec {
+                    Ok((rec, line)) => {
+                        println!("  {label:<22} {test_name:<11} {line}");
+                        Some(rec)
+                    }
+                    Err(e) => {
+                        println!("  {label:<22} {test_name:<11} FAILED: {e}");
+                        None
+                    }
                 }
-            }
-            Ok(rec)
-        });
-        match rec {
-            Ok((rec, line)) => {
-                println!("  {label:<22} {name:<11} {line}");
-                recs.push(Some(rec));
-            }
-            Err(e) => {
-                println!("  {label:<22} {name:<11} FAILED: {e}");
-                recs.push(None);
-            }
+            });
+            recs.push(rec);
         }
     }
     recs
@@ -182,14 +200,13 @@ pub(super) fn run(opts: &Opts, targets: &mut Targets) {
     for rep in 0..opts.reps {
         for pipeline in PIPELINES {
             let load = RedisLoad { bench: &bench, pipeline, requests };
-            for i in if rep % 2 == 0 { [0, 1] } else { [1, 0] } {
-                let name = REDIS_SERVERS[i];
-                let label = format!("#{rep} {name} -P {pipeline}");
-                let recs = match (name, &mini) {
-                    ("mini", Ok(bin)) => redis_server_runs(opts, &load, name, &label, bin, &["{addr}"]),
-                    ("mini", Err(_)) => vec![None; REDIS_TESTS.len()],
-                    _ => redis_server_runs(opts, &load, name, &label, &redis_server, &redis_args),
-                };
+            let mini_cmd = mini.as_ref().ok().map(|bin| (bin.as_path(), &["{addr}"][..]));
+            let mut servers: [RedisServer<'_>; 2] =
+                [("mini", mini_cmd), ("redis", Some((redis_server.as_path(), &redis_args[..])))];
+            if rep % 2 == 1 {
+                servers.reverse(); // neither server always runs first
+            }
+            for ((name, _), recs) in servers.iter().zip(redis_rep(opts, &load, rep, &servers)) {
                 for ((_, test), rec) in REDIS_TESTS.iter().zip(recs) {
                     res.push(&redis_row(test, pipeline), name, rec);
                 }
