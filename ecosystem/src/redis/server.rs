@@ -213,7 +213,7 @@ async fn expire_keys(shared: Rc<Shared>) {
         shared.db.borrow_mut().expire_cycle(start, || {
             // Reading the clock costs more than a round: look every 16 rounds, as Redis does.
             rounds += 1;
-            rounds % 16 != 0 || start.elapsed() < EXPIRE_BUDGET
+            !rounds.is_multiple_of(16) || start.elapsed() < EXPIRE_BUDGET
         });
         shared.db.borrow_mut().shrink_if_sparse();
     }

@@ -220,7 +220,7 @@ pub(super) fn mget(ctx: &mut Ctx<'_>, cmd: Command<'_>) -> Flow {
 }
 
 pub(super) fn mset(ctx: &mut Ctx<'_>, cmd: Command<'_>) -> Flow {
-    if cmd.len() % 2 == 0 {
+    if cmd.len().is_multiple_of(2) {
         wrong_arity(ctx.out, "mset");
         return Flow::Continue;
     }
