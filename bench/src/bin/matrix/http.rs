@@ -15,6 +15,7 @@ use super::peers::{cpu_tables, mini_example, note_saturation, probe_conn, unless
 use super::Opts;
 
 const HTTP_SERVERS: [&str; 2] = ["mini", "tokio"];
+
 /// Two requests on one connection, each answered `200` with body `Hello, world!\n`
 /// (wrk keeps connections alive; a server that closed them would be measured reconnecting).
 /// Returns the response head of the first, the `date` value left out, for the log.
@@ -103,7 +104,14 @@ fn http_run(
         let line = format!(
             "{:>9.0} rps, p50 {:.0} µs p99 {:.0} µs, {errors} errors; server {:.3} µs/req (ticks: {:.3}), {:.0}% of its \
              core; wrk {:.0}% of its core; others {:.0}%",
-            w.rps, w.p50_us, w.p99_us, rec["srv_cpu_us"], rec["srv_tick_us"], rec["srv_cpu_pct"], rec["client_cpu_pct"], rec["others_cpu_pct"]
+            w.rps,
+            w.p50_us,
+            w.p99_us,
+            rec["srv_cpu_us"],
+            rec["srv_tick_us"],
+            rec["srv_cpu_pct"],
+            rec["client_cpu_pct"],
+            rec["others_cpu_pct"]
         );
         Ok((rec, line))
     };
