@@ -212,6 +212,10 @@ impl Spawn for Handle {
     fn spawn_obj(&self, future: FutureObj<'static, ()>) -> Result<(), SpawnError> {
         let spawned_at = Location::caller();
         let job: Job = Box::new(move || {
+            // As a `LocalFutureObj`, so every spawner trait shares one task type: each
+            // future type compiles its own copy of the task code, and mini's build time is
+            // a tracked figure.
+            let future = LocalFutureObj::from(future);
             context::with_current(|core| drop(core.spawn(future, spawned_at, None)));
         });
         self.submit(job).map_err(|_| SpawnError::shutdown())
@@ -307,7 +311,7 @@ impl LocalSpawn for LocalSpawner {
 impl Spawn for LocalSpawner {
     #[track_caller]
     fn spawn_obj(&self, future: FutureObj<'static, ()>) -> Result<(), SpawnError> {
-        self.spawn(future).map(drop)
+        self.spawn(LocalFutureObj::from(future)).map(drop) // one task type, as above
     }
 
     fn status(&self) -> Result<(), SpawnError> {
