@@ -48,6 +48,20 @@ fn probe() -> (DropProbe, Arc<AtomicUsize>, mpsc::Receiver<thread::ThreadId>) {
     (DropProbe { drops: drops.clone(), dropped_on: tx }, drops, rx)
 }
 
+/// Spawns a never-ending task through a handle and lets it run once, so that it is parked
+/// (not merely queued) when the caller goes on.
+// The block returns the task's handle unawaited on purpose: it is awaited later, elsewhere.
+#[allow(clippy::async_yields_async)]
+fn running_and_parked(rt: &Runtime, probe: DropProbe) -> SendJoinHandle<()> {
+    let task = rt.block_on(async {
+        let task = Handle::current().spawn(pending_with(probe)); // spawned at once, on this thread
+        mini::yield_now().await; // queued behind the task: it has run when this returns
+        task
+    });
+    assert!(!task.is_finished());
+    task
+}
+
 /// Tasks spawned from another thread run on the runtime, and their handles can be awaited
 /// on either thread: here one on the runtime itself, and one on the other thread's own
 /// runtime (a cross-runtime wake). The runtime must run the queued jobs when it wakes.
@@ -138,8 +152,7 @@ fn abort_from_another_thread_cancels_the_task_on_its_runtime() {
         let rt = Runtime::new().unwrap();
         let runtime_thread = thread::current().id();
         let (probe, drops, dropped_on) = probe();
-        let task = rt.handle().spawn(pending_with(probe));
-        rt.block_on(mini::yield_now()); // the task runs once and parks
+        let task = running_and_parked(&rt, probe);
         thread::scope(|scope| scope.spawn(|| task.abort()).join().unwrap());
         let started = rt.block_on(task);
         assert!(started.unwrap_err().is_cancelled());
@@ -173,9 +186,7 @@ fn a_running_task_is_cancelled_when_the_runtime_is_dropped() {
     within_hang_guard(|| {
         let rt = Runtime::new().unwrap();
         let (probe, drops, _dropped_on) = probe();
-        let task = rt.handle().spawn(pending_with(probe));
-        rt.block_on(mini::yield_now());
-        assert!(!task.is_finished());
+        let task = running_and_parked(&rt, probe);
         drop(rt);
         assert_eq!(drops.load(SeqCst), 1);
         assert!(mini::block_on(task).unwrap_err().is_cancelled());
@@ -338,4 +349,63 @@ fn a_send_join_handle_wakes_its_poller() {
         Poll::Ready(Ok(3)) => {}
         other => panic!("expected the output, got {other:?}"),
     }
+}
+
+/// A handle polled by one waker and then another wakes the last one only.
+#[test]
+#[allow(clippy::async_yields_async)] // the handle is polled by hand below, not awaited
+fn a_send_join_handle_wakes_its_last_poller() {
+    let rt = Runtime::new().unwrap();
+    let (first, first_wakes) = util::counting_waker();
+    let (second, second_wakes) = util::counting_waker();
+    let mut task = rt.block_on(async { Handle::current().spawn(async { 3 }) });
+    assert!(!task.is_finished(), "spawned, not run yet");
+    for waker in [&first, &second] {
+        assert!(Pin::new(&mut task).poll(&mut Context::from_waker(waker)).is_pending());
+    }
+    rt.block_on(mini::yield_now()); // the task runs
+    assert!(task.is_finished());
+    assert_eq!((first_wakes.count(), second_wakes.count()), (0, 1));
+}
+
+/// `Spawn` (not only `LocalSpawn`) on a local spawner, and its status once the runtime is gone.
+#[test]
+fn a_local_spawner_takes_send_futures_through_spawn() {
+    let rt = Runtime::new().unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let spawner = rt.block_on(async {
+        let spawner = LocalSpawner::current();
+        assert!(Spawn::status(&spawner).is_ok());
+        let counter = ran.clone();
+        Spawn::spawn_obj(
+            &spawner,
+            FutureObj::new(Box::new(async move {
+                counter.fetch_add(1, SeqCst);
+            })),
+        )
+        .unwrap();
+        mini::yield_now().await;
+        spawner
+    });
+    assert_eq!(ran.load(SeqCst), 1);
+    drop(rt);
+    assert!(Spawn::status(&spawner).unwrap_err().is_shutdown());
+    assert!(Spawn::spawn_obj(&spawner, FutureObj::new(Box::new(async {}))).unwrap_err().is_shutdown());
+}
+
+/// The `Debug` forms say what a reader of a log wants: whether the runtime is gone, whether
+/// the task finished.
+#[test]
+fn debug_output_names_the_state() {
+    let rt = Runtime::new().unwrap();
+    let handle = rt.handle();
+    let spawner = rt.block_on(async { LocalSpawner::current() });
+    let task = handle.spawn(async {});
+    assert_eq!(format!("{handle:?}"), "Handle { closed: false }");
+    assert_eq!(format!("{spawner:?}"), "LocalSpawner { shutdown: false }");
+    assert_eq!(format!("{task:?}"), "SendJoinHandle { finished: false }");
+    drop(rt);
+    assert_eq!(format!("{handle:?}"), "Handle { closed: true }");
+    assert_eq!(format!("{spawner:?}"), "LocalSpawner { shutdown: true }");
+    assert_eq!(format!("{task:?}"), "SendJoinHandle { finished: true }");
 }
