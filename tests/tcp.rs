@@ -421,3 +421,91 @@ async fn data_behind_an_urgent_mark_is_not_stranded() -> io::Result<()> {
     assert_eq!(&got, b"abcdef");
     Ok(())
 }
+
+/// `reunite` gives back the stream, still open for writing: the write half it consumed must
+/// not shut the write side down as a dropped one does.
+#[mini::test]
+async fn reunited_halves_are_the_stream_again_with_its_write_side_open() -> io::Result<()> {
+    let (client, mut server) = tcp_pair().await?;
+    let (read, write) = client.into_split();
+    let mut client = read.reunite(write).expect("halves of one stream");
+    client.write_all(b"still open").await?;
+    let mut buf = [0; 10];
+    server.read_exact(&mut buf).await?;
+    assert_eq!(&buf, b"still open");
+    server.write_all(b"!").await?;
+    client.read_exact(&mut buf[..1]).await?;
+    // And from the write half's side.
+    let (read, write) = client.into_split();
+    let mut client = write.reunite(read).expect("halves of one stream");
+    client.write_all(b"x").await?;
+    server.read_exact(&mut buf[..1]).await?;
+    assert_eq!(&buf[..1], b"x");
+    Ok(())
+}
+
+/// Halves of two different streams are refused, and handed back intact.
+#[mini::test]
+async fn reuniting_halves_of_different_streams_fails_and_returns_them() -> io::Result<()> {
+    let (a, mut a_peer) = tcp_pair().await?;
+    let (b, _b_peer) = tcp_pair().await?;
+    let (a_read, _a_write) = a.into_split();
+    let (_b_read, b_write) = b.into_split();
+    let mini::net::ReuniteError(a_read, b_write) = a_read.reunite(b_write).unwrap_err();
+    drop(b_write);
+    a_peer.write_all(b"y").await?;
+    let mut a_read = a_read;
+    let mut buf = [0; 1];
+    a_read.read_exact(&mut buf).await?;
+    assert_eq!(&buf, b"y", "the read half still works");
+    Ok(())
+}
+
+/// `peek` leaves the bytes for the next read; `readable`/`writable` wait without I/O.
+#[mini::test]
+async fn peek_readable_and_writable() -> io::Result<()> {
+    let (mut client, mut server) = tcp_pair().await?;
+    client.writable().await?;
+    client.write_all(b"abc").await?;
+    server.readable().await?;
+    let mut buf = [0; 3];
+    assert_eq!(server.peek(&mut buf).await?, 3);
+    assert_eq!(&buf, b"abc");
+    let mut again = [0; 3];
+    server.read_exact(&mut again).await?;
+    assert_eq!(&again, b"abc", "peek consumed nothing");
+    Ok(())
+}
+
+/// TTL on streams and listeners reads back what was set; raw fds match the owned ones.
+#[mini::test]
+async fn ttl_and_raw_fds() -> io::Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    listener.set_ttl(42)?;
+    assert_eq!(listener.ttl()?, 42);
+    assert_eq!(listener.as_raw_fd(), listener.as_fd().as_raw_fd());
+    let client = TcpStream::connect(listener.local_addr()?).await?;
+    client.set_ttl(17)?;
+    assert_eq!(client.ttl()?, 17);
+    assert_eq!(client.as_raw_fd(), client.as_fd().as_raw_fd());
+    Ok(())
+}
+
+/// `into_std` hands the sockets over, deregistered and usable with blocking std calls.
+#[mini::test]
+async fn into_std_gives_working_std_sockets() -> io::Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let mut client = TcpStream::connect(addr).await?;
+    let (server, _) = listener.accept().await?;
+    let std_listener = listener.into_std()?;
+    assert_eq!(std_listener.local_addr()?, addr);
+    let mut std_server = server.into_std()?;
+    std_server.set_nonblocking(false)?;
+    std_server.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
+    client.write_all(b"hi").await?;
+    let mut buf = [0; 2];
+    std::io::Read::read_exact(&mut std_server, &mut buf)?;
+    assert_eq!(&buf, b"hi");
+    Ok(())
+}

@@ -312,3 +312,23 @@ async fn from_std_listener_and_stream() -> io::Result<()> {
     assert_eq!(&buf, b"hello");
     Ok(())
 }
+
+/// Unix halves reunite too, with the write side still open; `into_std` hands the socket over.
+#[mini::test]
+async fn unix_halves_reunite_and_into_std() -> io::Result<()> {
+    let (a, mut b) = UnixStream::pair()?;
+    let (read, write) = a.into_split();
+    let mut a = read.reunite(write).expect("halves of one stream");
+    a.write_all(b"ok").await?;
+    let mut buf = [0; 2];
+    b.read_exact(&mut buf).await?;
+    assert_eq!(&buf, b"ok");
+    let (c, _d) = UnixStream::pair()?;
+    let (c_read, _c_write) = c.into_split();
+    let (_a_read, a_write) = a.into_split();
+    assert!(c_read.reunite(a_write).is_err(), "halves of different streams");
+    let mut std_b = b.into_std()?;
+    std_b.set_nonblocking(false)?;
+    std::io::Write::write_all(&mut std_b, b"z")?;
+    Ok(())
+}

@@ -18,7 +18,7 @@ pub mod unix;
 pub use accept::Incoming;
 pub use addr::{lookup_host, ToSocketAddrs};
 pub use tcp::listener::TcpListener;
-pub use tcp::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+pub use tcp::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 pub use tcp::stream::TcpStream;
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};

@@ -67,9 +67,29 @@ macro_rules! stream_io {
         $crate::stream::stream_io!(@read_methods $stream);
         $crate::stream::stream_io!(@write_methods $stream);
 
+        impl $stream {
+            /// Waits until the socket is readable (data, end of stream, or an error is
+            /// pending), without reading. Dropping the wait leaves nothing registered.
+            pub async fn readable(&self) -> std::io::Result<()> {
+                self.io.readable().await
+            }
+
+            /// Waits until the socket is writable (send buffer space, or an error is
+            /// pending). Dropping the wait leaves nothing registered.
+            pub async fn writable(&self) -> std::io::Result<()> {
+                self.io.writable().await
+            }
+        }
+
         impl std::os::fd::AsFd for $stream {
             fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
                 std::os::fd::AsFd::as_fd(&self.io)
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $stream {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(self))
             }
         }
     };
@@ -187,9 +207,42 @@ macro_rules! stream_halves {
         pub struct OwnedReadHalf(std::rc::Rc<$stream>);
 
         #[doc = concat!("The write half of [`", stringify!($stream), "::into_split`].")]
-        /// Dropping it shuts down the write side.
+        /// Dropping it shuts down the write side (unless it is given to `reunite`).
         #[derive(Debug)]
-        pub struct OwnedWriteHalf(std::rc::Rc<$stream>);
+        pub struct OwnedWriteHalf(std::rc::Rc<$stream>, bool);
+
+        /// The two halves given to `reunite` came from different streams: here they are back.
+        #[derive(Debug)]
+        pub struct ReuniteError(pub OwnedReadHalf, pub OwnedWriteHalf);
+
+        impl std::fmt::Display for ReuniteError {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("tried to reunite halves that are not from the same socket")
+            }
+        }
+
+        impl std::error::Error for ReuniteError {}
+
+        impl OwnedReadHalf {
+            #[doc = concat!("Puts the stream back together from the two halves of one [`", stringify!($stream), "::into_split`].")]
+            /// Halves of two different streams are handed back in the error.
+            pub fn reunite(self, other: OwnedWriteHalf) -> Result<$stream, ReuniteError> {
+                if !std::rc::Rc::ptr_eq(&self.0, &other.0) {
+                    return Err(ReuniteError(self, other));
+                }
+                let mut other = other;
+                other.1 = false; // reunited: dropping this half must not shut the stream down
+                drop(other);
+                Ok(std::rc::Rc::try_unwrap(self.0).expect("the two halves held the only references"))
+            }
+        }
+
+        impl OwnedWriteHalf {
+            /// The same as [`OwnedReadHalf::reunite`], from the other side.
+            pub fn reunite(self, other: OwnedReadHalf) -> Result<$stream, ReuniteError> {
+                other.reunite(self)
+            }
+        }
 
         impl $stream {
             /// Borrows the stream as a read half and a write half, usable at the same time
@@ -202,7 +255,7 @@ macro_rules! stream_halves {
             /// Dropping the write half shuts down the write side, as `close` would.
             pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
                 let stream = std::rc::Rc::new(self);
-                (OwnedReadHalf(stream.clone()), OwnedWriteHalf(stream))
+                (OwnedReadHalf(stream.clone()), OwnedWriteHalf(stream, true))
             }
         }
 
@@ -222,7 +275,9 @@ macro_rules! stream_halves {
 
         impl Drop for OwnedWriteHalf {
             fn drop(&mut self) {
-                let _ = self.0.shutdown_write();
+                if self.1 {
+                    let _ = self.0.shutdown_write();
+                }
             }
         }
 

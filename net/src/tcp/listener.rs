@@ -93,8 +93,36 @@ impl TcpListener {
         Incoming::new(self)
     }
 
+    /// Sets the IP time-to-live of the accepted connections' packets (`IP_TTL`).
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.get_ref().set_ttl(ttl)
+    }
+
+    /// The IP time-to-live set with [`set_ttl`](Self::set_ttl).
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.io.get_ref().ttl()
+    }
+
+    /// Gives the listener back as a std one, deregistered from the reactor and still in
+    /// non-blocking mode.
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        self.io.into_inner()
+    }
+
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
+    }
+}
+
+impl std::os::fd::AsFd for TcpListener {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.io.as_fd()
+    }
+}
+
+impl std::os::fd::AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.io.as_fd().as_raw_fd()
     }
 }

@@ -121,6 +121,28 @@ impl TcpStream {
         self.io.get_ref().nodelay()
     }
 
+    /// Reads into `buf` without taking the bytes out of the receive queue (`MSG_PEEK`):
+    /// the next read returns them again. Waits until data (or end of stream) is there.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.read_with(|s| s.peek(buf)).await
+    }
+
+    /// Sets the IP time-to-live of outgoing packets (`IP_TTL`).
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.get_ref().set_ttl(ttl)
+    }
+
+    /// The IP time-to-live of outgoing packets.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.io.get_ref().ttl()
+    }
+
+    /// Gives the socket back as a std stream, deregistered from the reactor and still in
+    /// non-blocking mode (call `set_nonblocking(false)` to use it with blocking calls).
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        self.io.into_inner()
+    }
+
     /// The remote address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().peer_addr()

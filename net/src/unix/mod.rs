@@ -8,7 +8,7 @@ mod split;
 pub(crate) mod stream;
 
 pub use listener::UnixListener;
-pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 /// The address of a Unix socket, as std reports it (a path, or unnamed).
 pub use std::os::unix::net::SocketAddr;
 pub use stream::UnixStream;

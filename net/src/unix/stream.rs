@@ -135,6 +135,12 @@ impl UnixStream {
         let _ = self.io.peer_closed().await;
     }
 
+    /// Gives the socket back as a std stream, deregistered from the reactor and still in
+    /// non-blocking mode (call `set_nonblocking(false)` to use it with blocking calls).
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
+        self.io.into_inner()
+    }
+
     /// The remote address (unnamed for a client that did not bind, and for either end of a
     /// [`pair`](Self::pair)).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
