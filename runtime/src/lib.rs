@@ -50,8 +50,8 @@ pub use task::{yield_now, JoinError, JoinHandle};
 /// `SOCK_NONBLOCK | SOCK_CLOEXEC`, all sends with `MSG_NOSIGNAL`).
 pub mod socket {
     pub use crate::sys::{
-        accept, connect, is_per_connection_accept_error, recv, recv_inq, send, set_owner, set_tcp_inq,
-        tcp_connect, tcp_listen, tcp_socket, udp_bind, unix_accept, unix_connect, unix_listen, unix_pair,
-        unix_socket,
+        accept, bind, connect, is_per_connection_accept_error, linger, listen, local_addr, option, recv,
+        recv_inq, send, set_linger, set_option, set_owner, set_tcp_inq, tcp_connect, tcp_listen, tcp_socket,
+        udp_bind, unix_accept, unix_connect, unix_listen, unix_pair, unix_socket, SockOpt,
     };
 }

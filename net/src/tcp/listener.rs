@@ -52,12 +52,16 @@ impl TcpListener {
     /// Outside a mini runtime.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         let addrs = addr::resolve_async(addr).await?;
-        addr::try_each(addrs, |a| async move {
-            let fd = socket::tcp_listen(a, BACKLOG)?;
-            let io = Async::new_nonblocking(std::net::TcpListener::from(fd))?;
-            Ok(TcpListener { io })
-        })
+        addr::try_each(
+            addrs,
+            |a| async move { TcpListener::from_nonblocking_fd(socket::tcp_listen(a, BACKLOG)?) },
+        )
         .await
+    }
+
+    /// Wraps a listening socket that is already non-blocking (from `TcpSocket::listen`).
+    pub(crate) fn from_nonblocking_fd(fd: std::os::fd::OwnedFd) -> io::Result<TcpListener> {
+        Ok(TcpListener { io: Async::new_nonblocking(std::net::TcpListener::from(fd))? })
     }
 
     /// Wraps a listener created with std, putting it in non-blocking mode.

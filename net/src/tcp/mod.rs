@@ -1,3 +1,4 @@
 pub(crate) mod listener;
+pub(crate) mod socket;
 pub(crate) mod split;
 pub(crate) mod stream;

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use mini_runtime::io::{Async, Direction};
 use mini_runtime::socket;
@@ -59,6 +59,17 @@ impl TcpStream {
 
     async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
         let (fd, in_progress) = socket::tcp_connect(addr)?;
+        TcpStream::finish_connect(fd, in_progress).await
+    }
+
+    /// Connects the unconnected socket `fd` (from [`TcpSocket`](crate::TcpSocket)) to `addr`.
+    pub(crate) async fn connect_fd(fd: OwnedFd, addr: SocketAddr) -> io::Result<TcpStream> {
+        let in_progress = socket::connect(fd.as_fd(), &addr)?;
+        TcpStream::finish_connect(fd, in_progress).await
+    }
+
+    /// Registers a socket whose `connect` has been started, and waits for its outcome.
+    async fn finish_connect(fd: OwnedFd, in_progress: bool) -> io::Result<TcpStream> {
         let stream = TcpStream::from_nonblocking_fd(fd)?;
         if in_progress {
             // The source starts out optimistically writable; a connecting socket is not.
@@ -119,6 +130,29 @@ impl TcpStream {
     /// Whether `TCP_NODELAY` is set.
     pub fn nodelay(&self) -> io::Result<bool> {
         self.io.get_ref().nodelay()
+    }
+
+    /// Sets `SO_LINGER`: `Some(d)` makes dropping the stream wait up to `d` (whole seconds)
+    /// for unsent data, and `Some(Duration::ZERO)` resets the connection instead of closing
+    /// it gracefully; `None` (the default) closes in the background.
+    pub fn set_linger(&self, linger: Option<std::time::Duration>) -> io::Result<()> {
+        socket::set_linger(self.as_fd(), linger)
+    }
+
+    /// The `SO_LINGER` setting.
+    pub fn linger(&self) -> io::Result<Option<std::time::Duration>> {
+        socket::linger(self.as_fd())
+    }
+
+    /// Turns TCP keepalive probes on or off (`SO_KEEPALIVE`); tune them with
+    /// [`TcpSocket`](crate::TcpSocket) before connecting.
+    pub fn set_keepalive(&self, keepalive: bool) -> io::Result<()> {
+        socket::set_option(self.as_fd(), socket::SockOpt::KeepAlive, i32::from(keepalive))
+    }
+
+    /// Whether keepalive probes are on.
+    pub fn keepalive(&self) -> io::Result<bool> {
+        Ok(socket::option(self.as_fd(), socket::SockOpt::KeepAlive)? != 0)
     }
 
     /// Reads into `buf` without taking the bytes out of the receive queue (`MSG_PEEK`):

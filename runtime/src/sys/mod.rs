@@ -27,11 +27,13 @@ macro_rules! syscall {
 // The submodules use `syscall!`, so they are declared after it.
 pub(crate) mod signal;
 mod socket;
+mod sockopt;
 pub use socket::{
     accept, connect, is_per_connection_accept_error, recv, recv_inq, send, set_owner, set_tcp_inq,
     tcp_connect, tcp_listen, tcp_socket, udp_bind, unix_accept, unix_connect, unix_listen, unix_pair,
     unix_socket,
 };
+pub use sockopt::{bind, linger, listen, local_addr, option, set_linger, set_option, SockOpt};
 
 // ---------------------------------------------------------------------------------------------
 // epoll

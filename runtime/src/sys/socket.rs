@@ -11,7 +11,7 @@ use std::ptr;
 use super::retry_eintr;
 
 /// A `sockaddr_storage` holding an IPv4 or IPv6 address, and its length.
-fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+pub(super) fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: sockaddr_storage is plain old data; all-zero is a valid (AF_UNSPEC) value.
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let len = match addr {
@@ -43,7 +43,7 @@ fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 }
 
 /// Reads back an address the kernel wrote into a `sockaddr_storage`.
-fn from_sockaddr(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
+pub(super) fn from_sockaddr(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
     match storage.ss_family as libc::c_int {
         libc::AF_INET => {
             // SAFETY: the kernel set ss_family to AF_INET, so the storage holds a sockaddr_in.
@@ -189,7 +189,7 @@ pub fn set_tcp_inq(fd: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// `setsockopt` for an option whose value is an `int`.
-fn set_int_option(
+pub(super) fn set_int_option(
     fd: BorrowedFd<'_>,
     level: libc::c_int,
     name: libc::c_int,
