@@ -509,3 +509,49 @@ async fn into_std_gives_working_std_sockets() -> io::Result<()> {
     assert_eq!(&buf, b"hi");
     Ok(())
 }
+
+/// A listener whose accept queue is full: the kernel drops further SYNs, so a connect to it
+/// neither succeeds nor fails until the SYN retries run out (minutes). Returns the address
+/// and what must stay alive for it to stay dead.
+async fn a_dead_address() -> io::Result<(std::net::SocketAddr, Vec<TcpStream>, TcpListener)> {
+    let socket = mini::net::TcpSocket::new_v4()?;
+    socket.bind("127.0.0.1:0".parse().unwrap())?;
+    let listener = socket.listen(0)?; // an accept queue of one, never accepted from
+    let addr = listener.local_addr()?;
+    let mut queued = Vec::new();
+    for _ in 0..8 {
+        match TcpStream::connect_timeout(addr, std::time::Duration::from_millis(300)).await {
+            Ok(stream) => queued.push(stream),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Ok((addr, queued, listener)),
+            Err(e) => return Err(e),
+        }
+    }
+    panic!("the accept queue never filled up");
+}
+
+/// With a dead address first, `connect` still reaches the live one: after 250 ms it is tried
+/// beside the dead one, instead of after the dead one's two-minute SYN timeout.
+#[mini::test]
+async fn a_dead_first_address_does_not_hold_up_the_connect() -> io::Result<()> {
+    let (dead, _queued, _dead_listener) = a_dead_address().await?;
+    let live = TcpListener::bind("127.0.0.1:0").await?;
+    let addrs = [dead, live.local_addr()?];
+    let guard = std::time::Duration::from_secs(20); // a hang guard: the SYN timeout is minutes
+    let stream = mini::time::timeout(guard, TcpStream::connect(&addrs[..])).await??;
+    assert_eq!(stream.peer_addr()?, live.local_addr()?);
+    Ok(())
+}
+
+/// `connect_timeout` gives up on a dead address with `TimedOut`; when every address refuses,
+/// the error is a refusal.
+#[mini::test]
+async fn connect_timeout_and_all_addresses_refused() -> io::Result<()> {
+    let (dead, _queued, _dead_listener) = a_dead_address().await?;
+    let err = TcpStream::connect_timeout(dead, std::time::Duration::from_millis(100)).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    let (_a, refusing_a) = util::refusing_tcp_port()?;
+    let (_b, refusing_b) = util::refusing_tcp_port()?;
+    let err = TcpStream::connect(&[refusing_a, refusing_b][..]).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    Ok(())
+}

@@ -1,3 +1,4 @@
+mod eyeballs;
 pub(crate) mod listener;
 pub(crate) mod socket;
 pub(crate) mod split;

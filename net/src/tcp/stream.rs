@@ -8,6 +8,7 @@ use mini_runtime::io::{Async, Direction};
 use mini_runtime::socket;
 
 use crate::addr;
+use crate::tcp::eyeballs;
 use crate::ToSocketAddrs;
 
 /// A TCP connection.
@@ -43,18 +44,41 @@ pub struct TcpStream {
 crate::stream::stream_io!(TcpStream, read(this, cx, buf) => this.io.poll_read_tcp(cx, buf));
 
 impl TcpStream {
-    /// Opens a connection to `addr`, trying each resolved address in turn.
+    /// Opens a connection to `addr`. A name with several addresses is connected "happy
+    /// eyeballs" style: an address that has not answered within 250 ms gets the next one
+    /// tried beside it, and the first to connect wins, so a dead address does not hold the
+    /// connect for the kernel's two-minute SYN timeout (see [`connect_timeout`] to bound the
+    /// whole connect).
     ///
     /// The connect is non-blocking: the socket is created, `connect` returns `EINPROGRESS`,
     /// the task waits until the socket is writable, then reads `SO_ERROR` for the outcome. A
-    /// closed port gives [`io::ErrorKind::ConnectionRefused`].
+    /// closed port gives [`io::ErrorKind::ConnectionRefused`]; with several addresses, the
+    /// error is the last one's.
+    ///
+    /// [`connect_timeout`]: TcpStream::connect_timeout
     ///
     /// # Panics
     ///
     /// Outside a mini runtime.
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         let addrs = addr::resolve_async(addr).await?;
-        addr::try_each(addrs, TcpStream::connect_one).await
+        if let [one] = addrs[..] {
+            return TcpStream::connect_one(one).await; // the common case: no race to run
+        }
+        eyeballs::race(addrs, TcpStream::connect_one, eyeballs::ATTEMPT_DELAY).await
+    }
+
+    /// [`connect`](TcpStream::connect), given up after `timeout` (name lookup included) with
+    /// [`io::ErrorKind::TimedOut`].
+    ///
+    /// # Panics
+    ///
+    /// Outside a mini runtime.
+    pub async fn connect_timeout(
+        addr: impl ToSocketAddrs,
+        timeout: std::time::Duration,
+    ) -> io::Result<TcpStream> {
+        mini_runtime::time::timeout(timeout, TcpStream::connect(addr)).await?
     }
 
     async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
