@@ -555,3 +555,33 @@ async fn connect_timeout_and_all_addresses_refused() -> io::Result<()> {
     assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
     Ok(())
 }
+
+/// `try_read`/`try_write` never wait: `WouldBlock` when there is nothing to read or no room,
+/// and after a `WouldBlock`, `readable()` waits for the next data instead of returning at once.
+#[mini::test]
+async fn try_read_and_try_write_do_not_wait() -> io::Result<()> {
+    let (client, mut server) = tcp_pair().await?;
+    let mut buf = [0; 16];
+    assert_eq!(client.try_read(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+    // The WouldBlock cleared the readiness: `readable()` now waits for the server's bytes.
+    let mut readable = std::pin::pin!(client.readable());
+    let (waker, _wakes) = counting_waker();
+    assert!(std::future::Future::poll(readable.as_mut(), &mut std::task::Context::from_waker(&waker)).is_pending());
+    server.write_all(b"data").await?;
+    readable.await?;
+    assert_eq!(client.try_read(&mut buf)?, 4);
+    assert_eq!(&buf[..4], b"data");
+    // Fill the client's send buffer until try_write refuses.
+    let chunk = [7u8; 64 * 1024];
+    let mut sent = 0;
+    loop {
+        match client.try_write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+        assert!(sent < 512 * 1024 * 1024, "the send buffer never filled");
+    }
+    assert!(sent > 0);
+    Ok(())
+}

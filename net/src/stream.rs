@@ -79,6 +79,20 @@ macro_rules! stream_io {
             pub async fn writable(&self) -> std::io::Result<()> {
                 self.io.writable().await
             }
+
+            /// Reads what is there now, without waiting: `WouldBlock` if nothing is (then
+            /// [`readable`](Self::readable) waits for more), `Ok(0)` at end of stream.
+            pub fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.io.try_io(mini_runtime::io::Direction::Read, |s| std::io::Read::read(&mut &*s, buf))
+            }
+
+            /// Writes what fits now, without waiting: `WouldBlock` if the send buffer is full
+            /// (then [`writable`](Self::writable) waits for room). Never raises `SIGPIPE`.
+            pub fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
+                self.io.try_io(mini_runtime::io::Direction::Write, |s| {
+                    mini_runtime::socket::send(std::os::fd::AsFd::as_fd(s), buf)
+                })
+            }
         }
 
         impl std::os::fd::AsFd for $stream {

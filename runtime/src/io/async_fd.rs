@@ -259,6 +259,21 @@ impl<T: AsFd> Async<T> {
         }
     }
 
+    /// Runs `op` once, now, without waiting (tokio's `try_read`/`try_write` build on this).
+    /// A `WouldBlock` from `op` clears the readiness in `dir`, so that the next wait waits for
+    /// a new edge, and is returned as the result. (On the runtime's one thread no event can
+    /// arrive between `op` and the clear: the reactor only runs between polls.)
+    pub fn try_io<R>(&self, dir: super::Direction, op: impl FnOnce(&T) -> io::Result<R>) -> io::Result<R> {
+        if dir == Direction::Closed {
+            closed_is_not_an_operation();
+        }
+        let result = op(self.get_ref());
+        if matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.source.clear(dir);
+        }
+        result
+    }
+
     /// Runs `op` until the fd is readable and it does not return `WouldBlock`. Dropping the
     /// future before it resolves leaves no waker behind.
     pub async fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
