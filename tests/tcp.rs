@@ -566,7 +566,8 @@ async fn try_read_and_try_write_do_not_wait() -> io::Result<()> {
     // The WouldBlock cleared the readiness: `readable()` now waits for the server's bytes.
     let mut readable = std::pin::pin!(client.readable());
     let (waker, _wakes) = counting_waker();
-    assert!(std::future::Future::poll(readable.as_mut(), &mut std::task::Context::from_waker(&waker)).is_pending());
+    assert!(std::future::Future::poll(readable.as_mut(), &mut std::task::Context::from_waker(&waker))
+        .is_pending());
     server.write_all(b"data").await?;
     readable.await?;
     assert_eq!(client.try_read(&mut buf)?, 4);

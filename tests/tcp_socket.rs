@@ -2,6 +2,7 @@
 //! reads back through `getsockopt`, and the configured socket listens and connects.
 
 use std::io;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use mini::net::{TcpSocket, TcpStream};
@@ -9,6 +10,7 @@ use mini::net::{TcpSocket, TcpStream};
 #[test]
 fn every_option_reads_back_what_was_set() -> io::Result<()> {
     let s = TcpSocket::new_v4()?;
+    assert_eq!(s.as_raw_fd(), s.as_fd().as_raw_fd());
     for on in [true, false] {
         s.set_reuseaddr(on)?;
         assert_eq!(s.reuseaddr()?, on);
@@ -42,6 +44,8 @@ fn keepalive_times_are_whole_seconds_from_one() -> io::Result<()> {
     let s = TcpSocket::new_v4()?;
     let err = s.set_keepalive_idle(Duration::from_millis(500)).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    // Our message, not the kernel's EINVAL: the caller learns what the kernel takes.
+    assert!(err.to_string().contains("whole seconds"), "{err}");
     Ok(())
 }
 

@@ -88,7 +88,60 @@ fn interleave(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::task::Context;
+
     use super::*;
+
+    /// A stand-in connect: port 1 never answers, port 2 is refused, any other port connects.
+    /// Records the ports it was asked for, in order.
+    fn fake_connect(started: &Rc<RefCell<Vec<u16>>>) -> impl Fn(SocketAddr) -> Attempt<u16> {
+        let started = started.clone();
+        move |addr| {
+            started.borrow_mut().push(addr.port());
+            Box::pin(async move {
+                match addr.port() {
+                    1 => std::future::pending().await,
+                    2 => Err(io::Error::from(io::ErrorKind::ConnectionRefused)),
+                    port => Ok(port),
+                }
+            })
+        }
+    }
+
+    fn v4(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// While an attempt is pending, the next address waits for the delay (an hour here: it
+    /// must not start); a failed attempt starts the next at once, whatever the delay.
+    #[test]
+    fn the_next_address_waits_for_the_delay_unless_an_attempt_fails() {
+        mini_runtime::block_on(async {
+            let hour = Duration::from_secs(3600);
+            let started = Rc::new(RefCell::new(Vec::new()));
+            let mut slow = Box::pin(race(vec![v4(1), v4(3)], fake_connect(&started), hour));
+            for _ in 0..3 {
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                assert!(slow.as_mut().poll(&mut cx).is_pending());
+                mini_runtime::yield_now().await;
+            }
+            assert_eq!(*started.borrow(), [1], "the second address started before the delay");
+
+            started.borrow_mut().clear();
+            let port = race(vec![v4(2), v4(3)], fake_connect(&started), hour).await.unwrap();
+            assert_eq!(port, 3);
+            assert_eq!(*started.borrow(), [2, 3]);
+
+            // Pending, then refused, then a third: the refusal starts the third at once.
+            started.borrow_mut().clear();
+            let small = Duration::from_millis(1);
+            let port = race(vec![v4(1), v4(2), v4(4)], fake_connect(&started), small).await.unwrap();
+            assert_eq!(port, 4);
+            assert_eq!(*started.borrow(), [1, 2, 4]);
+        });
+    }
 
     #[test]
     fn the_families_alternate_from_the_first() {
