@@ -13,6 +13,8 @@
 //! | `loom`       | the cross-thread wake protocol's atomics, swappable for loom's models |
 //! | `executor`   | the message loop: run ready tasks, then `epoll_wait`, repeat          |
 //! | `handle`     | [`Handle`]: spawning from other threads; the spawner traits           |
+//! | `shutdown`   | [`Shutdown`]: a stop flag any thread raises and any runtime awaits     |
+//! | `workers`    | [`Worker`]: one runtime per thread, started by [`Builder::run`]       |
 //! | `blocking`   | helper threads for [`spawn_blocking`]: blocking work off the loop     |
 //! | [`time`]     | timers: one ordered map per runtime, bounding the epoll timeout       |
 //! | [`signal`]   | Unix signals through a self-pipe registered with the reactor          |
@@ -32,6 +34,7 @@ pub mod io;
 mod loom;
 mod reactor;
 pub mod signal;
+mod shutdown;
 mod slab;
 mod sys;
 mod task;
@@ -40,10 +43,13 @@ mod test_util;
 pub mod time;
 mod trace;
 mod waiters;
+mod workers;
 
 pub use blocking::spawn_blocking;
 pub use executor::{block_on, spawn, Builder, Runtime, TaskBuilder, DEFAULT_SLOW_POLL_THRESHOLD};
 pub use handle::{Handle, LocalSpawner, SendJoinHandle};
+pub use shutdown::{Shutdown, Triggered};
+pub use workers::Worker;
 pub use task::{yield_now, JoinError, JoinHandle};
 
 /// Safe, non-blocking socket calls for the `mini-net` crate (all created with
