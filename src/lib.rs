@@ -25,8 +25,8 @@
 
 pub use mini_macros::{main, test};
 pub use mini_runtime::{
-    block_on, spawn, spawn_blocking, yield_now, Builder, JoinError, JoinHandle, Runtime, Shutdown,
-    Triggered, Worker, DEFAULT_SLOW_POLL_THRESHOLD,
+    block_on, spawn, spawn_blocking, yield_now, Builder, JoinError, JoinHandle, Runtime, Shutdown, Triggered,
+    Worker, DEFAULT_SLOW_POLL_THRESHOLD,
 };
 
 /// Async I/O traits, helpers, and [`Async`](io::Async) for any non-blocking fd.

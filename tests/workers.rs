@@ -20,7 +20,13 @@ fn each_worker_runs_on_its_own_thread_with_its_own_index() {
                 let local = Rc::new(worker.index());
                 let task = mini::spawn(async move { thread::current().id() });
                 let task_thread = task.await.unwrap();
-                (*local, worker.count(), thread::current().id(), task_thread, thread::current().name().map(String::from))
+                (
+                    *local,
+                    worker.count(),
+                    thread::current().id(),
+                    task_thread,
+                    thread::current().name().map(String::from),
+                )
             })
             .unwrap()
     });
@@ -95,7 +101,8 @@ fn zero_workers_is_an_error() {
 #[test]
 fn the_default_is_one_worker_per_available_cpu() {
     let expected = thread::available_parallelism().unwrap().get();
-    let results = within_hang_guard(|| Builder::new().run(|worker: Worker| async move { worker.count() }).unwrap());
+    let results =
+        within_hang_guard(|| Builder::new().run(|worker: Worker| async move { worker.count() }).unwrap());
     assert_eq!(results.len(), expected);
     assert!(results.into_iter().all(|r| r.unwrap() == expected));
 }
@@ -131,7 +138,8 @@ fn pinning_puts_each_worker_on_the_cpu_it_chose() {
     // Pinning is per worker thread: the caller's mask is untouched.
     assert_eq!(affinity(), allowed);
     // And without pinning, nothing is pinned.
-    let unpinned = Builder::new().workers(1).run(|worker: Worker| async move { (worker.cpu(), affinity()) }).unwrap();
+    let unpinned =
+        Builder::new().workers(1).run(|worker: Worker| async move { (worker.cpu(), affinity()) }).unwrap();
     let (cpu, mask) = unpinned.into_iter().next().unwrap().unwrap();
     assert_eq!((cpu, mask), (None, allowed));
 }

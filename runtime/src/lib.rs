@@ -33,8 +33,8 @@ mod handle;
 pub mod io;
 mod loom;
 mod reactor;
-pub mod signal;
 mod shutdown;
+pub mod signal;
 mod slab;
 mod sys;
 mod task;
@@ -49,8 +49,8 @@ pub use blocking::spawn_blocking;
 pub use executor::{block_on, spawn, Builder, Runtime, TaskBuilder, DEFAULT_SLOW_POLL_THRESHOLD};
 pub use handle::{Handle, LocalSpawner, SendJoinHandle};
 pub use shutdown::{Shutdown, Triggered};
-pub use workers::Worker;
 pub use task::{yield_now, JoinError, JoinHandle};
+pub use workers::Worker;
 
 /// Safe, non-blocking socket calls for the `mini-net` crate (all created with
 /// `SOCK_NONBLOCK | SOCK_CLOEXEC`, all sends with `MSG_NOSIGNAL`).

@@ -162,6 +162,8 @@ impl Drop for Triggered {
 
 impl fmt::Debug for Triggered {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Triggered").field("triggered", &self.shared.triggered.load(Ordering::Relaxed)).finish()
+        f.debug_struct("Triggered")
+            .field("triggered", &self.shared.triggered.load(Ordering::Relaxed))
+            .finish()
     }
 }

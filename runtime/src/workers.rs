@@ -107,14 +107,22 @@ pub(crate) fn default_count() -> usize {
 }
 
 /// The body of [`Builder::run`]; see there.
-pub(crate) fn run<W, F>(builder: &Builder, count: usize, pin: bool, f: W) -> io::Result<Vec<Result<F::Output, JoinError>>>
+pub(crate) fn run<W, F>(
+    builder: &Builder,
+    count: usize,
+    pin: bool,
+    f: W,
+) -> io::Result<Vec<Result<F::Output, JoinError>>>
 where
     W: Fn(Worker) -> F + Send + Sync + 'static,
     F: std::future::Future + 'static,
     F::Output: Send + 'static,
 {
     if count == 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "mini: workers(0): at least one worker is needed"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "mini: workers(0): at least one worker is needed",
+        ));
     }
     // The CPUs to pin to, read once here (the caller's mask), so worker i gets the i-th
     // allowed CPU, wrapping when there are more workers than CPUs.
@@ -130,9 +138,11 @@ where
     for index in 0..count {
         let (start_tx, start_rx) = mpsc::channel::<Option<Arc<[Handle]>>>();
         let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
-        let (builder, f, shutdown, ready_tx) = (builder.clone(), f.clone(), shutdown.clone(), ready_tx.clone());
+        let (builder, f, shutdown, ready_tx) =
+            (builder.clone(), f.clone(), shutdown.clone(), ready_tx.clone());
         let spawned = thread::Builder::new().name(format!("mini-worker-{index}")).spawn(move || {
-            let runtime = cpu.map_or(Ok(()), sys::affinity::pin_current_thread).and_then(|()| builder.build());
+            let runtime =
+                cpu.map_or(Ok(()), sys::affinity::pin_current_thread).and_then(|()| builder.build());
             let runtime = match runtime {
                 Ok(runtime) => {
                     let _ = ready_tx.send((index, Ok(runtime.handle())));
@@ -181,7 +191,10 @@ where
         match ready_rx.recv() {
             Ok((index, Ok(handle))) => handles[index] = Some(handle),
             Ok((index, Err(e))) => {
-                failure.get_or_insert(io::Error::new(e.kind(), format!("mini: worker {index} could not start: {e}")));
+                failure.get_or_insert(io::Error::new(
+                    e.kind(),
+                    format!("mini: worker {index} could not start: {e}"),
+                ));
             }
             // A thread died before reporting (it cannot panic there, but be exact anyway).
             Err(_) => {
