@@ -222,72 +222,84 @@ fn connect_many(addr: &str, n: usize) {
 
 #[test]
 fn two_workers_share_200_connections() {
-    let mut server = Server::start(&["--workers", "2"]);
-    assert_eq!(server.wait_for_line("2 workers").trim(), "2 workers");
-    connect_many(&server.addr, 200);
-    server.signal(libc::SIGTERM);
-    let (total, counts) = per_worker_counts(&server.wait_for_line("served"));
-    assert_eq!(total, 200);
-    assert_eq!(counts.len(), 2);
-    assert_eq!(counts.iter().sum::<u64>(), 200);
-    // SO_REUSEPORT hashes each connection's 4-tuple: about half each; 20% is far in the tail.
-    assert!(counts.iter().all(|&c| c >= 40), "unbalanced: {counts:?}");
-    assert_eq!(server.child.wait().unwrap().code(), Some(0));
+    // The server is a child process: a lost signal or wake would block a read of its
+    // stdout forever, so the whole body runs under the hang guard.
+    util::within_hang_guard(|| {
+        let mut server = Server::start(&["--workers", "2"]);
+        assert_eq!(server.wait_for_line("2 workers").trim(), "2 workers");
+        connect_many(&server.addr, 200);
+        server.signal(libc::SIGTERM);
+        let (total, counts) = per_worker_counts(&server.wait_for_line("served"));
+        assert_eq!(total, 200);
+        assert_eq!(counts.len(), 2);
+        assert_eq!(counts.iter().sum::<u64>(), 200);
+        // SO_REUSEPORT hashes each connection's 4-tuple: about half each; 20% is far in the tail.
+        assert!(counts.iter().all(|&c| c >= 40), "unbalanced: {counts:?}");
+        assert_eq!(server.child.wait().unwrap().code(), Some(0));
+    });
 }
 
 #[test]
 fn sigterm_drains_every_worker_then_exits_zero() {
-    let mut server = Server::start(&["--workers", "2", "--grace", "20"]);
-    server.wait_for_line("2 workers");
-    // Enough connections that both workers hold some (each is served by one of them).
-    let mut clients: Vec<TcpStream> = (0..16).map(|_| server.connect()).collect();
-    for c in &mut clients {
-        echo(c, b"before");
-    }
-    server.signal(libc::SIGTERM);
-    let mut open = 0;
-    for _ in 0..2 {
-        let line = server.wait_for_line("worker ");
-        let (_, rest) = line.split_once("shutting down: ").expect(&line);
-        open += rest.split(' ').next().unwrap().parse::<usize>().expect(&line);
-    }
-    assert_eq!(open, 16, "every open connection is still counted by its worker");
-    // Every open connection is still served during the grace period...
-    for c in &mut clients {
-        echo(c, b"during the grace period");
-    }
-    // ...while new connections are refused by every worker.
-    let refused = TcpStream::connect(&server.addr).unwrap_err();
-    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
-    for c in &mut clients {
-        c.shutdown(Shutdown::Write).unwrap();
-        let mut rest = Vec::new();
-        c.read_to_end(&mut rest).unwrap();
-        assert!(rest.is_empty());
-    }
-    let (total, counts) = per_worker_counts(&server.wait_for_line("served"));
-    assert_eq!((total, counts.len()), (16, 2));
-    assert_eq!(server.child.wait().unwrap().code(), Some(0));
+    // The server is a child process: a lost signal or wake would block a read of its
+    // stdout forever, so the whole body runs under the hang guard.
+    util::within_hang_guard(|| {
+        let mut server = Server::start(&["--workers", "2", "--grace", "20"]);
+        server.wait_for_line("2 workers");
+        // Enough connections that both workers hold some (each is served by one of them).
+        let mut clients: Vec<TcpStream> = (0..16).map(|_| server.connect()).collect();
+        for c in &mut clients {
+            echo(c, b"before");
+        }
+        server.signal(libc::SIGTERM);
+        let mut open = 0;
+        for _ in 0..2 {
+            let line = server.wait_for_line("worker ");
+            let (_, rest) = line.split_once("shutting down: ").expect(&line);
+            open += rest.split(' ').next().unwrap().parse::<usize>().expect(&line);
+        }
+        assert_eq!(open, 16, "every open connection is still counted by its worker");
+        // Every open connection is still served during the grace period...
+        for c in &mut clients {
+            echo(c, b"during the grace period");
+        }
+        // ...while new connections are refused by every worker.
+        let refused = TcpStream::connect(&server.addr).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+        for c in &mut clients {
+            c.shutdown(Shutdown::Write).unwrap();
+            let mut rest = Vec::new();
+            c.read_to_end(&mut rest).unwrap();
+            assert!(rest.is_empty());
+        }
+        let (total, counts) = per_worker_counts(&server.wait_for_line("served"));
+        assert_eq!((total, counts.len()), (16, 2));
+        assert_eq!(server.child.wait().unwrap().code(), Some(0));
+    });
 }
 
 #[test]
 fn a_second_process_joins_the_group() {
-    let mut first = Server::start(&["--workers", "2"]);
-    first.wait_for_line("2 workers");
-    let mut second = Server::start_on(&first.addr, &["--workers", "2"]);
-    second.wait_for_line("2 workers");
-    assert_eq!(second.addr, first.addr);
-    // Four listeners on one port: 200 connections reach both processes unless the group
-    // is broken (the chance of one process getting none is 2^-200).
-    connect_many(&first.addr, 200);
-    let mut totals = Vec::new();
-    for server in [&mut first, &mut second] {
-        server.signal(libc::SIGTERM);
-        totals.push(per_worker_counts(&server.wait_for_line("served")).0);
-        assert_eq!(server.child.wait().unwrap().code(), Some(0));
-    }
-    assert_eq!(totals.iter().sum::<u64>(), 200);
-    assert!(totals.iter().all(|&t| t > 0), "one process served nothing: {totals:?}");
+    // The server is a child process: a lost signal or wake would block a read of its
+    // stdout forever, so the whole body runs under the hang guard.
+    util::within_hang_guard(|| {
+        let mut first = Server::start(&["--workers", "2"]);
+        first.wait_for_line("2 workers");
+        let mut second = Server::start_on(&first.addr, &["--workers", "2"]);
+        second.wait_for_line("2 workers");
+        assert_eq!(second.addr, first.addr);
+        // Four listeners on one port: 200 connections reach both processes unless the group
+        // is broken (the chance of one process getting none is 2^-200).
+        connect_many(&first.addr, 200);
+        let mut totals = Vec::new();
+        for server in [&mut first, &mut second] {
+            server.signal(libc::SIGTERM);
+            totals.push(per_worker_counts(&server.wait_for_line("served")).0);
+            assert_eq!(server.child.wait().unwrap().code(), Some(0));
+        }
+        assert_eq!(totals.iter().sum::<u64>(), 200);
+        assert!(totals.iter().all(|&t| t > 0), "one process served nothing: {totals:?}");
+    });
 }
 
 #[test]
