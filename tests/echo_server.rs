@@ -321,3 +321,31 @@ fn workers_auto_and_a_port_in_use() {
     assert_eq!(code, Some(1), "{stderr}");
     assert_eq!(stderr, format!("echo_server: cannot listen on {addr}: address already in use\n"));
 }
+
+#[test]
+fn a_second_signal_cuts_every_workers_grace_period_short() {
+    util::within_hang_guard(|| {
+        let mut server = Server::start(&["--workers", "2", "--grace", "3600"]);
+        server.wait_for_line("2 workers");
+        let mut clients: Vec<TcpStream> = (0..16).map(|_| server.connect()).collect();
+        for c in &mut clients {
+            echo(c, b"x");
+        }
+        server.signal(libc::SIGTERM);
+        server.wait_for_line("worker ");
+        server.wait_for_line("worker ");
+        // Worker 0 relays the second signal to every worker through the shared `hurry`.
+        server.signal(libc::SIGINT);
+        for _ in 0..2 {
+            let line = server.wait_for_line("worker ");
+            assert!(line.contains("second signal: closing the remaining connections"), "{line}");
+        }
+        let (total, _) = per_worker_counts(&server.wait_for_line("served"));
+        assert_eq!(total, 16);
+        assert_eq!(server.child.wait().unwrap().code(), Some(0));
+        for c in &mut clients {
+            let mut buf = [0u8; 1];
+            assert_eq!(c.read(&mut buf).unwrap_or(0), 0, "the connection outlived the server");
+        }
+    });
+}
