@@ -239,18 +239,24 @@ fn two_workers_share_200_connections() {
     });
 }
 
+/// A server with 2 workers and the given `--grace`, and 16 open connections, each echoed
+/// once: enough that both workers hold some (each is served by one of them).
+fn two_workers_with_16_clients(grace: &str) -> (Server, Vec<TcpStream>) {
+    let mut server = Server::start(&["--workers", "2", "--grace", grace]);
+    server.wait_for_line("2 workers");
+    let mut clients: Vec<TcpStream> = (0..16).map(|_| server.connect()).collect();
+    for c in &mut clients {
+        echo(c, b"before");
+    }
+    (server, clients)
+}
+
 #[test]
 fn sigterm_drains_every_worker_then_exits_zero() {
     // The server is a child process: a lost signal or wake would block a read of its
     // stdout forever, so the whole body runs under the hang guard.
     util::within_hang_guard(|| {
-        let mut server = Server::start(&["--workers", "2", "--grace", "20"]);
-        server.wait_for_line("2 workers");
-        // Enough connections that both workers hold some (each is served by one of them).
-        let mut clients: Vec<TcpStream> = (0..16).map(|_| server.connect()).collect();
-        for c in &mut clients {
-            echo(c, b"before");
-        }
+        let (mut server, mut clients) = two_workers_with_16_clients("20");
         server.signal(libc::SIGTERM);
         let mut open = 0;
         for _ in 0..2 {
@@ -325,12 +331,7 @@ fn workers_auto_and_a_port_in_use() {
 #[test]
 fn a_second_signal_cuts_every_workers_grace_period_short() {
     util::within_hang_guard(|| {
-        let mut server = Server::start(&["--workers", "2", "--grace", "3600"]);
-        server.wait_for_line("2 workers");
-        let mut clients: Vec<TcpStream> = (0..16).map(|_| server.connect()).collect();
-        for c in &mut clients {
-            echo(c, b"x");
-        }
+        let (mut server, mut clients) = two_workers_with_16_clients("3600");
         server.signal(libc::SIGTERM);
         server.wait_for_line("worker ");
         server.wait_for_line("worker ");
