@@ -34,7 +34,7 @@ use crate::loom::{AtomicBool, Doorbell, Ordering, SegQueue};
 use crate::reactor::Reactor;
 use crate::slab::Slab;
 use crate::sys;
-use crate::task::{Header, JoinHandle, Run, Task, TaskInfo};
+use crate::task::{Header, JoinError, JoinHandle, Run, Task, TaskInfo};
 use crate::time::Timers;
 use crate::trace::{Trace, Tracer};
 
@@ -556,9 +556,14 @@ fn coarse_now() -> u64 {
 /// rt.block_on(async { /* ... */ });
 /// # Ok::<(), std::io::Error>(())
 /// ```
+///
+/// The same settings start several runtimes, one per thread, with [`Builder::run`].
 #[derive(Debug, Clone)]
 pub struct Builder {
     slow_poll_threshold: Option<Duration>,
+    /// For `run`: `None` means one per CPU the process may use.
+    workers: Option<usize>,
+    pin_to_cores: bool,
 }
 
 /// The default slow-poll threshold. A poll normally takes microseconds; 100 ms is far beyond
@@ -574,7 +579,7 @@ impl Default for Builder {
 impl Builder {
     /// The default settings.
     pub fn new() -> Builder {
-        Builder { slow_poll_threshold: Some(DEFAULT_SLOW_POLL_THRESHOLD) }
+        Builder { slow_poll_threshold: Some(DEFAULT_SLOW_POLL_THRESHOLD), workers: None, pin_to_cores: false }
     }
 
     /// When one poll of a task takes longer than `threshold`, print a warning to stderr,
@@ -589,6 +594,64 @@ impl Builder {
     /// Creates the runtime.
     pub fn build(&self) -> io::Result<Runtime> {
         Runtime::with(self)
+    }
+
+    /// How many workers [`run`](Builder::run) starts. Default: the number of CPUs this
+    /// process may use (`std::thread::available_parallelism`, which reads the affinity mask,
+    /// so `taskset -c 0,1` gives 2).
+    pub fn workers(&mut self, n: usize) -> &mut Builder {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Whether [`run`](Builder::run) pins each worker's thread to one CPU: worker `i` to the
+    /// `i`-th CPU of the process's affinity mask (wrapping around when there are more workers
+    /// than CPUs). Pinning keeps a worker's caches warm and its connections' softirq work
+    /// predictable; it hurts when other busy programs share those CPUs. Default: `false`.
+    pub fn pin_to_cores(&mut self, pin: bool) -> &mut Builder {
+        self.pin_to_cores = pin;
+        self
+    }
+
+    /// Starts the [`workers`](Builder::workers): one thread each, each with its own
+    /// [`Runtime`] built with these settings, each running `f(worker)` with
+    /// [`block_on`](Runtime::block_on). Returns when every worker's future has returned,
+    /// with their outputs in worker order.
+    ///
+    /// The runtimes share nothing: a task stays on the worker that spawned it, and its future
+    /// need not be `Send` (only `f` and the outputs cross threads). A worker reaches another
+    /// with [`Worker::handle`](crate::Worker::handle).
+    ///
+    /// **A worker whose future panics** gives `Err(JoinError::Panic(payload))`, and the
+    /// shared [`Worker::shutdown`](crate::Worker::shutdown) is triggered: the others are told
+    /// to stop through `worker.shutdown()`; a worker that never awaits it keeps running, and
+    /// `run` waits for it.
+    ///
+    /// # Errors
+    ///
+    /// If `workers(0)` was set, if a thread or a runtime cannot be created, or pinning
+    /// fails; then no worker's future runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let results = mini::Builder::new().workers(3).run(|worker: mini::Worker| async move {
+    ///     // Each worker runs this on its own thread and its own runtime.
+    ///     let local = mini::spawn(async move { worker.index() + 1 });
+    ///     local.await.unwrap()
+    /// })?;
+    /// let outputs: Vec<usize> = results.into_iter().map(|r| r.unwrap()).collect();
+    /// assert_eq!(outputs, [1, 2, 3]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn run<W, F>(&self, f: W) -> io::Result<Vec<Result<F::Output, JoinError>>>
+    where
+        W: Fn(crate::Worker) -> F + Send + Sync + 'static,
+        F: Future + 'static,
+        F::Output: Send + 'static,
+    {
+        let count = self.workers.unwrap_or_else(crate::workers::default_count);
+        crate::workers::run(self, count, self.pin_to_cores, f)
     }
 }
 

@@ -13,6 +13,8 @@
 //! | `loom`       | the cross-thread wake protocol's atomics, swappable for loom's models |
 //! | `executor`   | the message loop: run ready tasks, then `epoll_wait`, repeat          |
 //! | `handle`     | [`Handle`]: spawning from other threads; the spawner traits           |
+//! | `shutdown`   | [`Shutdown`]: a stop flag any thread raises and any runtime awaits     |
+//! | `workers`    | [`Worker`]: one runtime per thread, started by [`Builder::run`]       |
 //! | `blocking`   | helper threads for [`spawn_blocking`]: blocking work off the loop     |
 //! | [`time`]     | timers: one ordered map per runtime, bounding the epoll timeout       |
 //! | [`signal`]   | Unix signals through a self-pipe registered with the reactor          |
@@ -31,6 +33,7 @@ mod handle;
 pub mod io;
 mod loom;
 mod reactor;
+mod shutdown;
 pub mod signal;
 mod slab;
 mod sys;
@@ -40,11 +43,14 @@ mod test_util;
 pub mod time;
 mod trace;
 mod waiters;
+mod workers;
 
 pub use blocking::spawn_blocking;
 pub use executor::{block_on, spawn, Builder, Runtime, TaskBuilder, DEFAULT_SLOW_POLL_THRESHOLD};
 pub use handle::{Handle, LocalSpawner, SendJoinHandle};
+pub use shutdown::{Shutdown, Triggered};
 pub use task::{yield_now, JoinError, JoinHandle};
+pub use workers::Worker;
 
 /// Safe, non-blocking socket calls for the `mini-net` crate (all created with
 /// `SOCK_NONBLOCK | SOCK_CLOEXEC`, all sends with `MSG_NOSIGNAL`).

@@ -25,6 +25,7 @@ macro_rules! syscall {
 }
 
 // The submodules use `syscall!`, so they are declared after it.
+pub(crate) mod affinity;
 pub(crate) mod signal;
 mod socket;
 mod sockopt;
