@@ -188,6 +188,19 @@ pub fn flag_or<T: std::str::FromStr>(args: &[String], name: &str, default: T) ->
     }
 }
 
+/// `--workers N` (default 2) of the multi-threaded echo servers; exits with status 2 and a
+/// message for 0 or a non-number, as a server given a bad option should.
+pub fn workers_arg(args: &[String]) -> usize {
+    match flag(args, "--workers").map(|v| v.parse::<usize>()) {
+        None => 2,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("--workers needs a positive number");
+            std::process::exit(2)
+        }
+    }
+}
+
 /// Parses a `RESULT k=v k=v ...` line into pairs (`None` for other lines).
 pub fn parse_result_line(line: &str) -> Option<Vec<(String, String)>> {
     let rest = line.strip_prefix("RESULT ")?;

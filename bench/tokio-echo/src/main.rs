@@ -12,22 +12,10 @@
 
 use std::io;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
-async fn serve(mut stream: TcpStream) {
-    let mut buf = vec![0u8; 4096];
-    loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if stream.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
+mod serve;
+use serve::serve;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> io::Result<()> {
