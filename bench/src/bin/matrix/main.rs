@@ -11,6 +11,9 @@
 //! - `redis`, `http`: mini's `redis_server` example against `redis-server` under
 //!   `redis-benchmark`, and mini-hyper's `http_hello` against the same hyper service on tokio
 //!   under `wrk` (`redis.rs`, `http.rs`, and `peers.rs` for what they share);
+//! - `scaling`: mini's `echo_server --workers N` against tokio's `multi_thread` runtime and
+//!   N tokio `current_thread` runtimes on `SO_REUSEPORT`, nothing pinned, and the curve of
+//!   round trips/s and CPU per round trip over 1, 2, 4, ... workers (`scaling.rs`);
 //! - `build`: clean debug builds of `examples/echo_server.rs` (as the issue asks, from the
 //!   repo root), of the same file in `bench/mini-echo/` (no dev-dependencies), and of
 //!   `bench/tokio-echo/`.
@@ -23,6 +26,7 @@
 //! ```text
 //! matrix [--quick] [--reps N] [--warmup S] [--window S] [--no-wait] [--only SECTION,...]
 //!        [--redis-bin PATH] [--http-bin PATH]     # prebuilt redis_server / http_hello
+//!        [--echo-bin PATH]                        # prebuilt echo_server (scaling)
 //! ```
 
 use std::cell::Cell;
@@ -38,12 +42,13 @@ use mini_bench::{flag, flag_or, parse_result_line};
 mod http;
 mod peers;
 mod redis;
+mod scaling;
 
 const SERVERS: [&str; 5] = ["mini", "tokio", "smol", "epoll", "threads"];
 const OTHERS: [&str; 4] = ["tokio", "smol", "epoll", "threads"];
 const IDLE_SERVERS: [&str; 4] = ["mini", "tokio", "smol", "epoll"];
-const SECTIONS: [&str; 10] =
-    ["echo", "idle", "syscalls", "instr", "spawn", "timers", "wake", "redis", "http", "build"];
+const SECTIONS: [&str; 11] =
+    ["echo", "idle", "syscalls", "instr", "spawn", "timers", "wake", "redis", "http", "scaling", "build"];
 
 /// "Quiet": other processes use at most this much of one core (the machine has two).
 const QUIET_PCT: f64 = 30.0;
@@ -220,39 +225,57 @@ fn cell_label((conns, len): (usize, usize)) -> String {
     format!("{conns} x {len} B")
 }
 
+/// One echo measurement: a server from `start` (its guard, address and pid; `None` if it
+/// could not start), then `loadgen` on `loadgen_cpu` (any CPU if `None`) against it for
+/// a warm-up and a window; again with a fresh server, `NOISY_RETRIES` times at most, while
+/// other processes took more than `NOISY_PCT` of a core during the window.
+fn echo_window<S>(
+    opts: &Opts,
+    loadgen_cpu: Option<&str>,
+    label: &str,
+    (conns, len): (usize, usize),
+    mut start: impl FnMut() -> Option<(S, String, u32)>,
+) -> Option<Rec> {
+    let mut rec = None;
+    for attempt in 0..=NOISY_RETRIES {
+        wait_quiet(opts);
+        let (_server, addr, pid) = start()?;
+        let args = strs(&[
+            &addr,
+            "--conns",
+            &conns.to_string(),
+            "--len",
+            &len.to_string(),
+            "--warmup",
+            &opts.warmup.to_string(),
+            "--window",
+            &opts.window.to_string(),
+            "--pid",
+            &pid.to_string(),
+        ]);
+        rec = run_bin(opts, loadgen_cpu, "loadgen", &args, label).into_iter().next().map(|r| r.0);
+        let noise = rec.as_ref().and_then(|r| r.get("others_cpu_pct").copied()).unwrap_or(0.0);
+        if noise <= NOISY_PCT || attempt == NOISY_RETRIES {
+            break;
+        }
+        println!("  (other processes took {noise:.0}% of a core during that window: again)");
+    }
+    rec
+}
+
 fn echo(opts: &Opts, targets: &mut Targets) {
     let cells = cells(opts);
     let mut res = Results::default();
     for rep in 0..opts.reps {
         for &(conns, len) in &cells {
             for name in SERVERS {
-                let mut rec = None;
-                for attempt in 0..=NOISY_RETRIES {
-                    wait_quiet(opts);
+                let label = format!("#{rep} {name}");
+                let rec = echo_window(opts, Some("1"), &label, (conns, len), || {
                     let server = Server::start(opts, name);
-                    let args = strs(&[
-                        &server.addr,
-                        "--conns",
-                        &conns.to_string(),
-                        "--len",
-                        &len.to_string(),
-                        "--warmup",
-                        &opts.warmup.to_string(),
-                        "--window",
-                        &opts.window.to_string(),
-                        "--pid",
-                        &server.pid().to_string(),
-                    ]);
-                    rec = run_bin(opts, Some("1"), "loadgen", &args, &format!("#{rep} {name}"))
-                        .into_iter()
-                        .next();
-                    let noise = rec.as_ref().and_then(|r| r.0.get("others_cpu_pct").copied()).unwrap_or(0.0);
-                    if noise <= NOISY_PCT || attempt == NOISY_RETRIES {
-                        break;
-                    }
-                    println!("  (other processes took {noise:.0}% of a core during that window: again)");
-                }
-                res.push(&cell_label((conns, len)), name, rec.map(|r| r.0));
+                    let (addr, pid) = (server.addr.clone(), server.pid());
+                    Some((server, addr, pid))
+                });
+                res.push(&cell_label((conns, len)), name, rec);
             }
         }
     }
@@ -582,6 +605,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let mut sections: Vec<String> = match flag(&args, "--only") {
+        // `--scaling`: the alias issue 12 asks for, the same as `--only scaling`.
+        None if args.iter().any(|a| a == "--scaling") => vec!["scaling".to_string()],
         Some(list) => list.split(',').map(str::to_string).collect(),
         None => SECTIONS.iter().map(|s| s.to_string()).collect(),
     };
@@ -691,6 +716,10 @@ fn main() {
             "http" => {
                 println!("\n== http: wrk against mini-hyper's http_hello and hyper on tokio; server on CPU 0, wrk on CPU 1 ==");
                 http::run(&opts, &mut targets);
+            }
+            "scaling" => {
+                println!("\n== scaling: multi-threaded servers on every core, loadgen not pinned either ==");
+                scaling::run(&opts, &mut targets);
             }
             "build" => {
                 println!("\n== clean debug build: cargo on both cores, not pinned ==");

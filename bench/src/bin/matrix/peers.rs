@@ -37,6 +37,18 @@ impl Peer {
     /// Starts `program args` pinned to CPU 0 on a free port of 127.0.0.1 (`{addr}` and
     /// `{port}` in `args` say where) and waits (10 s at most) until it accepts connections.
     pub(super) fn start(opts: &Opts, name: &str, program: &Path, args: &[&str]) -> Result<Peer, String> {
+        Peer::start_on(opts, name, program, args, Some("0"))
+    }
+
+    /// Like [`start`](Self::start), on the CPUs `cpus` (a `taskset -c` list), or on any
+    /// CPU with `None` (the `scaling` section: multi-threaded servers get every core).
+    pub(super) fn start_on(
+        opts: &Opts,
+        name: &str,
+        program: &Path,
+        args: &[&str],
+        cpus: Option<&str>,
+    ) -> Result<Peer, String> {
         let port = external::free_port().map_err(|e| format!("no free port: {e}"))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let args =
@@ -44,9 +56,15 @@ impl Peer {
         let log = opts.tmp(&format!("{name}.log"));
         let out = File::create(&log).map_err(|e| format!("create {}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| format!("dup log fd: {e}"))?;
-        let child = Command::new("taskset")
-            .args(["-c", "0"])
-            .arg(program)
+        let mut cmd = match cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", cpus]).arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
+        let child = cmd
             .args(args)
             .stdin(Stdio::null())
             .stdout(out)
@@ -69,8 +87,8 @@ impl Peer {
         }
     }
 
-    fn pid(&self) -> u32 {
-        self.child.id() // taskset execs the server: same pid
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id() // taskset (if any) execs the server: same pid
     }
 
     fn log_tail(&self) -> String {
