@@ -36,8 +36,6 @@ pub enum SockOpt {
     RecvBuffer,
     /// `IPV6_V6ONLY`: an IPv6 socket that does not also take IPv4-mapped traffic.
     OnlyV6,
-    /// `IP_TTL`: the time-to-live of outgoing IPv4 packets.
-    Ttl,
 }
 
 impl SockOpt {
@@ -53,7 +51,6 @@ impl SockOpt {
             SockOpt::SendBuffer => (libc::SOL_SOCKET, libc::SO_SNDBUF),
             SockOpt::RecvBuffer => (libc::SOL_SOCKET, libc::SO_RCVBUF),
             SockOpt::OnlyV6 => (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY),
-            SockOpt::Ttl => (libc::IPPROTO_IP, libc::IP_TTL),
         }
     }
 }
