@@ -9,6 +9,7 @@ use std::task::Waker;
 use crate::executor::{Core, Remote};
 use crate::handle::Handle;
 use crate::reactor::Reactor;
+use crate::task::TaskRef;
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
@@ -16,6 +17,10 @@ thread_local! {
     /// `CURRENT` by `set_current`: the hot path compares against it without a borrow. It is
     /// only ever compared, never dereferenced.
     static CURRENT_REACTOR: Cell<*const Reactor> = const { Cell::new(ptr::null()) };
+    /// The current runtime's `Core`, likewise kept in step with `CURRENT`, for the one hot
+    /// path that must reach it without a borrow: a task's wake (`push_local`). Non-null only
+    /// while `CURRENT` holds an `Rc` of that `Core`, which keeps it alive.
+    static CURRENT_CORE: Cell<*const Core> = const { Cell::new(ptr::null()) };
     /// On a blocking-pool thread, while it runs a `spawn_blocking` closure: the handle of the
     /// runtime that spawned it, so `Handle::current()` works there as in tokio.
     static BLOCKING_HANDLE: RefCell<Option<Handle>> = const { RefCell::new(None) };
@@ -24,6 +29,7 @@ thread_local! {
 /// Makes `core` the thread's runtime; returns the previous one.
 fn set_current(c: &RefCell<Option<Rc<Core>>>, core: Option<Rc<Core>>) -> Option<Rc<Core>> {
     CURRENT_REACTOR.set(core.as_ref().map_or(ptr::null(), |core| Rc::as_ptr(&core.reactor)));
+    CURRENT_CORE.set(core.as_ref().map_or(ptr::null(), Rc::as_ptr));
     c.replace(core)
 }
 
@@ -61,8 +67,13 @@ pub(crate) fn enter_for_shutdown(core: &Rc<Core>) -> Enter {
 impl Drop for Enter {
     fn drop(&mut self) {
         let previous = self.previous.take();
-        // `try_with`: the guard may drop while the thread's locals are being torn down.
-        let _ = CURRENT.try_with(|c| set_current(c, previous));
+        // `try_with`: the guard may drop while the thread's locals are being torn down. Then
+        // `CURRENT` is gone, and `CURRENT_CORE` (which has no destructor) must not be left
+        // pointing at a runtime that may be freed next.
+        if CURRENT.try_with(|c| set_current(c, previous)).is_err() {
+            CURRENT_CORE.set(ptr::null());
+            CURRENT_REACTOR.set(ptr::null());
+        }
     }
 }
 
@@ -97,19 +108,21 @@ pub(crate) fn is_current_reactor(reactor: &Rc<Reactor>) -> bool {
     CURRENT_REACTOR.get() == Rc::as_ptr(reactor)
 }
 
-/// The local half of a wake: if this thread is running the runtime that owns `remote`,
-/// push the task straight onto its run queue and return true. Otherwise the caller takes the
-/// cross-thread path.
-pub(crate) fn schedule_local(remote: &Arc<Remote>, key: u64) -> bool {
-    with_current(|core| {
-        if Arc::ptr_eq(&core.remote, remote) {
-            core.push_local(key);
-            true
-        } else {
-            false
+/// The local half of a wake: if this thread is running the runtime that owns `remote`, push
+/// `task` straight onto its run queue (no lock, no syscall). Otherwise give it back, for the
+/// cross-thread path. One TLS load, one pointer load and a compare on the hot path.
+#[inline]
+pub(crate) fn push_local(remote: *const Remote, task: TaskRef) -> Result<(), TaskRef> {
+    // SAFETY: `CURRENT_CORE` is non-null only while `CURRENT` holds an `Rc` of that `Core`
+    // (`set_current` keeps the two in step, and `Enter::drop` clears it when `CURRENT` is
+    // gone), so the `Core` is alive for this call.
+    match unsafe { CURRENT_CORE.get().as_ref() } {
+        Some(core) if Arc::as_ptr(&core.remote) == remote => {
+            core.push_local(task);
+            Ok(())
         }
-    })
-    .unwrap_or(false)
+        _ => Err(task),
+    }
 }
 
 /// Wakes `waker` after the loop's next look at the reactor (see `coop::poll_proceed`).

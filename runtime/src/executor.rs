@@ -3,19 +3,20 @@
 //! ```text
 //!            ┌──────────────────────────────────────────────────────────────┐
 //!            ▼                                                              │
-//!   1. pop a task key from the run queue, poll that task (at most          │
+//!   0. poll the `block_on` future, if it was woken                        │
+//!   1. pop a task from the run queue, poll it (at most                      │
 //!      MAX_POLLS_BETWEEN_IO of them)                                        │
 //!   2. epoll_wait: timeout 0 if tasks are still queued, else sleep          │
 //!      until an fd is ready or another thread rings the eventfd             │
-//!   3. readiness ──► wakers ──► keys pushed onto the run queue ─────────────┘
+//!   3. readiness ──► wakers ──► tasks pushed onto the run queue ────────────┘
 //! ```
 //!
 //! Wakes arrive two ways. On the runtime thread (the reactor, or one task waking another) a
-//! wake is a push onto `run_queue`. From another thread it goes through [`Remote`]: a
-//! lock-free queue plus an eventfd write that makes `epoll_wait` return.
+//! wake is a push onto the run queue: an intrusive list threaded through the tasks' headers
+//! (`RunQueue`). From another thread it goes through [`Remote`]: a lock-free queue plus an
+//! eventfd write that makes `epoll_wait` return.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -34,9 +35,9 @@ use crate::loom::{AtomicBool, Doorbell, Ordering, SegQueue};
 use crate::reactor::Reactor;
 use crate::slab::Slab;
 use crate::sys;
-use crate::task::{Header, JoinError, JoinHandle, Run, Task, TaskInfo};
+use crate::task::{new_task, JoinError, JoinHandle, RunQueue, TaskInfo, TaskRef};
 use crate::time::Timers;
-use crate::trace::{Trace, Tracer};
+use crate::trace::Trace;
 
 /// Task polls between two looks at the reactor. While tasks keep waking each other the run
 /// queue never empties, so without this bound the loop would never ask the kernel about new
@@ -52,12 +53,12 @@ const MAX_POLLS_BETWEEN_IO: usize = 61;
 /// by a remote wake is followed by a spin, so at most 1 µs is spent per such sleep.
 pub(crate) const REMOTE_SPIN: Duration = Duration::from_micros(1);
 
-/// The run-queue key of the future passed to `block_on` (never a slab key: see `slab.rs`).
-const MAIN_KEY: u64 = u64::MAX;
-
 /// The part of a runtime that other threads may touch, through the task wakers.
 pub(crate) struct Remote {
-    queue: SegQueue<u64>,
+    queue: SegQueue<TaskRef>,
+    /// Set once the runtime has shut down: a wake that queues a task after that drops the
+    /// entry itself (see `schedule`).
+    closed: AtomicBool,
     /// True once a wake has rung the eventfd and the loop has not yet drained `queue`:
     /// further remote wakes skip the syscall.
     notified: AtomicBool,
@@ -76,16 +77,35 @@ impl fmt::Debug for Remote {
 impl Remote {
     pub(crate) fn new(doorbell: Doorbell) -> Remote {
         let jobs = Mutex::new(Some(Vec::new()));
-        Remote { queue: SegQueue::new(), notified: AtomicBool::new(false), doorbell, jobs }
+        let (queue, closed, notified) = (SegQueue::new(), AtomicBool::new(false), AtomicBool::new(false));
+        Remote { queue, closed, notified, doorbell, jobs }
     }
 
-    /// A wake from another thread: queue the key, ring the eventfd unless already rung.
-    pub(crate) fn schedule(&self, key: u64) {
-        self.queue.push(key);
+    /// A wake from another thread: queue the task, ring the eventfd unless already rung.
+    ///
+    /// A task's entry holds a reference to it, and the task holds this `Remote`: an entry
+    /// left here would keep both alive forever. The runtime empties the queue when it shuts
+    /// down (`close_queue`), and a wake that raced past that finds `closed` and empties it
+    /// itself. (`SeqCst` on both sides: one of the two sees the other's write.)
+    pub(crate) fn schedule(&self, task: TaskRef) {
+        self.queue.push(task);
         self.ring();
+        if self.closed.load(Ordering::SeqCst) {
+            while let Some(task) = self.queue.pop() {
+                drop(task);
+            }
+        }
     }
 
-    fn ring(&self) {
+    /// The runtime is gone: drop the queued entries, and make later wakes drop theirs.
+    pub(crate) fn close_queue(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        while let Some(task) = self.queue.pop() {
+            drop(task);
+        }
+    }
+
+    pub(crate) fn ring(&self) {
         if !self.notified.swap(true, Ordering::AcqRel) {
             self.doorbell.notify();
         }
@@ -124,14 +144,14 @@ impl Remote {
         self.jobs().as_mut().map(std::mem::take).unwrap_or_default()
     }
 
-    /// The runtime thread takes every queued key (after the eventfd rang, or the spin saw
+    /// The runtime thread takes every queued task (after the eventfd rang, or the spin saw
     /// one). `notified` is reset *before* the queue is emptied, and with a swap (acquire): a
-    /// wake that pushes after the last pop finds `notified` false and rings again, and a key
+    /// wake that pushes after the last pop finds `notified` false and rings again, and a task
     /// pushed before a wake that found `notified` still set is visible to the pops below.
-    pub(crate) fn drain(&self, mut each: impl FnMut(u64)) {
+    pub(crate) fn drain(&self, mut each: impl FnMut(TaskRef)) {
         self.notified.swap(false, Ordering::AcqRel);
-        while let Some(key) = self.queue.pop() {
-            each(key);
+        while let Some(task) = self.queue.pop() {
+            each(task);
         }
     }
 
@@ -141,12 +161,13 @@ impl Remote {
         &self.doorbell
     }
 
-    /// Spins for at most `limit` until another thread queues a wake; true if one came.
+    /// Spins for at most `limit` until another thread rings (a wake, a job, or a wake of the
+    /// `block_on` future); true if one came.
     fn wait_briefly(&self, limit: Duration) -> bool {
         let start = Instant::now();
         loop {
             for _ in 0..16 {
-                if !self.queue.is_empty() {
+                if self.notified.load(Ordering::Acquire) {
                     return true;
                 }
                 std::hint::spin_loop();
@@ -170,8 +191,9 @@ pub(crate) struct Core {
     main_slow_poll_reported: Cell<bool>,
     pub(crate) reactor: Rc<Reactor>,
     pub(crate) timers: Rc<Timers>,
-    tasks: RefCell<Slab<Rc<dyn Run>>>,
-    run_queue: RefCell<VecDeque<u64>>,
+    /// Every task not yet complete, so that shutdown can cancel them (one reference each).
+    tasks: RefCell<Slab<TaskRef>>,
+    run_queue: RunQueue,
     pub(crate) remote: Arc<Remote>,
     /// Whether the loop's last sleep in `epoll_wait` was ended by another thread's wake: if
     /// so, the next time it runs out of work it spins briefly for such a wake before it sleeps.
@@ -192,27 +214,13 @@ impl Core {
         self.deferred.borrow_mut().push(waker.clone());
     }
 
-    pub(crate) fn push_local(&self, key: u64) {
-        self.run_queue.borrow_mut().push_back(key);
+    /// A wake on the runtime thread: the task joins the back of the run queue.
+    #[inline]
+    pub(crate) fn push_local(&self, task: TaskRef) {
         if let Some(trace) = self.trace.get() {
-            self.trace_wake(trace, key, None);
+            trace.wake(task.traced_info(), None);
         }
-    }
-
-    fn trace_wake(&self, trace: &Tracer, key: u64, source: Option<&str>) {
-        if key == MAIN_KEY {
-            return trace.wake(None, source);
-        }
-        // `try_borrow`: a wake can come from inside `spawn`, which holds the slab.
-        if let Ok(tasks) = self.tasks.try_borrow() {
-            if let Some(task) = tasks.get(key) {
-                trace.wake(Some(task.info()), source);
-            }
-        }
-    }
-
-    fn pop(&self) -> Option<u64> {
-        self.run_queue.borrow_mut().pop_front()
+        self.run_queue.push(task);
     }
 
     pub(crate) fn spawn<F>(
@@ -228,22 +236,20 @@ impl Core {
         let id = self.next_task_id.get();
         self.next_task_id.set(id + 1);
         let info = TaskInfo { id, spawned_at, name, slow_poll_reported: Cell::new(false) };
-        if let Some(trace) = self.trace.get() {
-            trace.spawn(&info);
-        }
         let mut tasks = self.tasks.borrow_mut();
         let key = tasks.vacant_key();
-        let task = Task::new(future, Arc::new(Header::new(key, self.remote.clone())), info);
-        tasks.insert(task.clone());
+        let (listed, queued, handle) = new_task(future, self.remote.clone(), info, key);
+        tasks.insert(listed);
         drop(tasks);
         if let Some(trace) = self.trace.get() {
+            trace.spawn(queued.info());
             trace.set_wake_source("spawned");
         }
-        self.push_local(key);
+        self.push_local(queued);
         if let Some(trace) = self.trace.get() {
             trace.set_wake_source("task");
         }
-        JoinHandle::new(task)
+        handle
     }
 
     /// The trace's clock: `Instant::now()` around each poll, read only when tracing is on.
@@ -251,18 +257,17 @@ impl Core {
         self.trace.get().map(|_| Instant::now())
     }
 
-    /// Polls the task `key`, if it still exists; `started` is when this poll began (on the
-    /// slow-poll clock, [`coarse_now`]). Returns when it ended, which is also when the next
-    /// poll starts.
-    fn run_task(&self, key: u64, started: u64) -> u64 {
-        // Clone the task out of the slab: polling it may spawn, which needs the slab.
-        let Some(task) = self.tasks.borrow().get(key).cloned() else {
-            return started; // finished before this wake was processed
-        };
+    /// Polls `task`, popped from the run queue, unless it completed since it was queued;
+    /// `started` is when this poll began (on the slow-poll clock, [`coarse_now`]). Returns
+    /// when it ended, which is also when the next poll starts.
+    #[inline]
+    fn run_task(&self, task: TaskRef, started: u64) -> u64 {
         let began = self.trace_clock();
         coop::reset(coop::TASK_BUDGET);
-        let done = task.run();
-        let ended = self.check_slow_poll(started, Some(&*task));
+        let Some(done) = task.run() else {
+            return started; // completed before this wake was processed
+        };
+        let ended = self.check_slow_poll(started, Some(task.info()));
         if let (Some(trace), Some(began), Some(end)) = (self.trace.get(), began, self.trace_clock()) {
             trace.poll(Some(task.info()), began, end, done);
             if done {
@@ -270,10 +275,9 @@ impl Core {
             }
         }
         if done {
-            let removed = self.tasks.borrow_mut().remove(key);
-            // Outside the slab borrow, since dropping a task's output runs user code, and
-            // caught, since that code may panic (the panic hook has already printed it).
-            let _ = catch_unwind(AssertUnwindSafe(move || drop((removed, task))));
+            // The task dropped its future and output itself; the list's reference goes.
+            let listed = self.tasks.borrow_mut().remove(task.key());
+            drop(listed);
         }
         ended
     }
@@ -281,16 +285,23 @@ impl Core {
     /// Reports, once per task, a poll that held the thread longer than the threshold: the
     /// classic mistake of a blocking call inside async code, which stalls every other task.
     /// Returns the poll's end.
-    fn check_slow_poll(&self, started: u64, task: Option<&dyn Run>) -> u64 {
+    #[inline]
+    fn check_slow_poll(&self, started: u64, task: Option<&TaskInfo>) -> u64 {
         let now = coarse_now();
         let took_ns = now.saturating_sub(started);
         if took_ns < self.slow_poll_threshold_ns {
             return now;
         }
+        self.report_slow_poll(now, took_ns, task)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn report_slow_poll(&self, now: u64, took_ns: u64, task: Option<&TaskInfo>) -> u64 {
         let took = Duration::from_nanos(took_ns);
         let who = match task {
-            Some(task) if task.info().slow_poll_reported.replace(true) => return now,
-            Some(task) => task.info().to_string(),
+            Some(task) if task.slow_poll_reported.replace(true) => return now,
+            Some(task) => task.to_string(),
             None if self.main_slow_poll_reported.replace(true) => return now,
             None => "the block_on future".to_string(),
         };
@@ -306,7 +317,8 @@ impl Core {
     /// One look at the outside world: wait on epoll (not at all if tasks are queued, else
     /// until the next timer is due), then wake the tasks whose fds or timers are ready.
     fn turn(&self) {
-        let mut timeout = if !self.run_queue.borrow().is_empty() || !self.deferred.borrow().is_empty() {
+        let busy = !self.run_queue.is_empty() || !self.deferred.borrow().is_empty();
+        let mut timeout = if busy {
             Some(Duration::ZERO)
         } else {
             self.timers.next_deadline().map(|d| d.saturating_duration_since(Instant::now()))
@@ -359,17 +371,15 @@ impl Core {
         }
     }
 
-    /// Moves the keys that other threads queued onto the local run queue, then runs the jobs
+    /// Moves the tasks that other threads woke onto the local run queue, then runs the jobs
     /// they sent ([`Handle::spawn`]), which spawn tasks.
     fn drain_remote(&self) {
-        let mut queue = self.run_queue.borrow_mut();
-        self.remote.drain(|key| {
-            queue.push_back(key);
+        self.remote.drain(|task| {
             if let Some(trace) = self.trace.get() {
-                self.trace_wake(trace, key, Some("another thread"));
+                trace.wake(task.traced_info(), Some("another thread"));
             }
+            self.run_queue.push(task);
         });
-        drop(queue);
         for job in self.remote.take_jobs() {
             job(); // catches its own panics (handle.rs)
         }
@@ -382,17 +392,13 @@ impl Core {
             if tasks.is_empty() {
                 break;
             }
-            for task in tasks {
-                task.shutdown();
-                // The last reference may drop a finished task's output: user code that may
-                // panic. Shutdown goes on regardless.
-                let _ = catch_unwind(AssertUnwindSafe(|| drop(task)));
-            }
+            // Each cancel catches the panics of the destructors it runs.
+            tasks.iter().for_each(TaskRef::shutdown);
         }
-        self.run_queue.borrow_mut().clear();
+        while self.run_queue.pop().is_some() {}
         let deferred = std::mem::take(&mut *self.deferred.borrow_mut());
         let _ = catch_unwind(AssertUnwindSafe(move || drop(deferred)));
-        while self.remote.queue.pop().is_some() {}
+        self.remote.close_queue();
     }
 }
 
@@ -442,7 +448,7 @@ impl Runtime {
             reactor,
             timers: Rc::default(),
             tasks: RefCell::new(Slab::new()),
-            run_queue: RefCell::new(VecDeque::new()),
+            run_queue: RunQueue::new(),
             remote,
             spin_for_remote: Cell::new(false),
             blocking: Pool::new(),
@@ -466,46 +472,43 @@ impl Runtime {
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         let core = &self.core;
         let _enter = context::enter_block_on(core);
-        let main = Arc::new(Header::new(MAIN_KEY, core.remote.clone()));
-        // However block_on ends (return or panic), late wakes of `future` must do nothing.
-        let _close = CloseOnDrop(&main);
-        let waker = Waker::from(main.clone());
-        let mut cx = Context::from_waker(&waker);
-        let mut future = pin!(future);
+        // However block_on ends (return or panic), operations outside it are not budgeted.
+        let _unbudgeted = Unbudgeted;
         if let Some(trace) = core.trace.get() {
             trace.set_wake_source("block_on started");
         }
-        core.push_local(MAIN_KEY);
+        let main = MainTask::new(core);
         if let Some(trace) = core.trace.get() {
             trace.set_wake_source("task");
         }
+        let waker = main.0.waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut future = pin!(future);
 
         loop {
             // One clock read per poll: each poll's end is the next one's start.
             let mut started = coarse_now();
             for _ in 0..MAX_POLLS_BETWEEN_IO {
-                let Some(key) = core.pop() else { break };
+                let Some(task) = core.run_queue.pop() else { break };
                 if core.trace.get().is_some() {
                     started = coarse_now(); // leave the trace's own output out of poll times
                 }
-                if key == MAIN_KEY {
-                    let began = core.trace_clock();
-                    main.unschedule();
-                    coop::reset(coop::TASK_BUDGET);
-                    let poll = future.as_mut().poll(&mut cx);
-                    let ended = core.check_slow_poll(started, None);
-                    if let (Some(trace), Some(began), Some(end)) =
-                        (core.trace.get(), began, core.trace_clock())
-                    {
-                        trace.poll(None, began, end, poll.is_ready());
-                    }
-                    if let Poll::Ready(output) = poll {
-                        return output;
-                    }
-                    started = ended;
-                } else {
-                    started = core.run_task(key, started);
+                if !task.ptr_eq(&main.0) {
+                    started = core.run_task(task, started);
+                    continue;
                 }
+                let began = core.trace_clock();
+                task.start_poll();
+                coop::reset(coop::TASK_BUDGET);
+                let poll = future.as_mut().poll(&mut cx);
+                let ended = core.check_slow_poll(started, None);
+                if let (Some(trace), Some(began), Some(end)) = (core.trace.get(), began, core.trace_clock()) {
+                    trace.poll(None, began, end, poll.is_ready());
+                }
+                if let Poll::Ready(output) = poll {
+                    return output;
+                }
+                started = ended;
             }
             core.turn();
         }
@@ -655,11 +658,41 @@ impl Builder {
     }
 }
 
-struct CloseOnDrop<'a>(&'a Header);
+/// The stand-in task of `block_on`'s own future, which borrows from the caller's stack and so
+/// cannot be a task itself. It is a task allocation whose future never runs: its `Waker`
+/// queues it like any task's, and when the loop pops it, it polls `block_on`'s future
+/// instead. So that future takes its turn in the run queue's order, as every task does.
+/// When `block_on` ends the stand-in is completed, so a late wake queues nothing.
+struct MainTask(TaskRef);
 
-impl Drop for CloseOnDrop<'_> {
+impl MainTask {
+    /// Creates the stand-in, queued (the future's first poll).
+    fn new(core: &Core) -> MainTask {
+        let info = TaskInfo {
+            id: 0,
+            spawned_at: Location::caller(),
+            name: None,
+            slow_poll_reported: Cell::new(false),
+        };
+        let (listed, queued, handle) =
+            new_task(std::future::pending::<()>(), core.remote.clone(), info, u64::MAX);
+        drop(handle);
+        core.push_local(queued);
+        MainTask(listed)
+    }
+}
+
+impl Drop for MainTask {
     fn drop(&mut self) {
-        self.0.close();
+        self.0.shutdown();
+    }
+}
+
+/// Restores the unlimited budget of code outside any poll, when `block_on` ends.
+struct Unbudgeted;
+
+impl Drop for Unbudgeted {
+    fn drop(&mut self) {
         coop::reset(u32::MAX);
     }
 }
@@ -791,7 +824,7 @@ mod tests {
     fn the_spin_sees_a_queued_wake_and_gives_up_when_none_comes() {
         let remote = Runtime::new().unwrap().core.remote.clone();
         assert!(!remote.wait_briefly(REMOTE_SPIN), "nothing was queued");
-        remote.queue.push(7);
+        remote.ring();
         assert!(remote.wait_briefly(Duration::MAX), "a queued wake must end the spin at once");
     }
 
@@ -801,14 +834,14 @@ mod tests {
         let remote = Runtime::new().unwrap().core.remote.clone();
         let queuer = {
             let remote = remote.clone();
-            std::thread::spawn(move || remote.queue.push(7))
+            std::thread::spawn(move || remote.ring())
         };
         assert!(remote.wait_briefly(Duration::from_secs(30)), "the wake came within the limit");
         queuer.join().unwrap();
     }
 
     /// When `block_on` returns, its future's waker goes dead: a late wake must not poll the
-    /// next `block_on`'s future of the same runtime (both use the run-queue key `MAIN_KEY`).
+    /// next `block_on`'s future of the same runtime.
     #[test]
     fn a_late_wake_of_a_finished_block_on_polls_nothing() {
         let rt = Runtime::new().unwrap();
@@ -846,19 +879,31 @@ mod tests {
         let polls = within_seconds(|| {
             let rt = Runtime::new().unwrap();
             let core = rt.core.clone();
-            let mut polls = 0;
-            rt.block_on(poll_fn(|_| {
-                polls += 1;
-                if polls > 1 {
-                    return Poll::Ready(polls);
-                }
+            rt.block_on(async {
+                let polls = Rc::new(Cell::new(0));
+                let task = {
+                    let polls = polls.clone();
+                    crate::spawn(poll_fn(move |_| {
+                        polls.set(polls.get() + 1);
+                        if polls.get() > 1 {
+                            Poll::Ready(())
+                        } else {
+                            Poll::Pending // parked, with no waker kept: only the wake below
+                        }
+                    }))
+                };
+                crate::yield_now().await; // the task's first poll
+                assert_eq!(polls.get(), 1);
                 // As after a sleep that another thread's wake ended, with a second remote
-                // wake half done: its key queued and `notified` set, the eventfd not written.
+                // wake half done: the task queued and `notified` set, the eventfd not written.
+                let queued = core.tasks.borrow().get(0).unwrap().clone_ref();
+                assert!(queued.mark_scheduled());
                 core.spin_for_remote.set(true);
                 core.remote.notified.store(true, Ordering::SeqCst);
-                core.remote.queue.push(MAIN_KEY);
-                Poll::Pending
-            }))
+                core.remote.queue.push(queued);
+                task.await.unwrap();
+                polls.get()
+            })
         });
         assert_eq!(polls, 2);
     }

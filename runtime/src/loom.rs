@@ -15,7 +15,7 @@
 //! [loom]: https://docs.rs/loom
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 #[cfg(not(loom))]
 pub(crate) use crossbeam_queue::SegQueue;
@@ -24,7 +24,7 @@ pub(crate) use crossbeam_queue::SegQueue;
 pub(crate) use crate::sys::EventFd as Doorbell;
 
 #[cfg(loom)]
-pub(crate) use ::loom::sync::atomic::{AtomicBool, Ordering};
+pub(crate) use ::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 #[cfg(loom)]
 pub(crate) use model::{Doorbell, SegQueue};
@@ -102,28 +102,44 @@ mod model {
 }
 
 #[cfg(all(test, loom))]
-mod tests {
+pub(crate) mod tests {
+    use std::panic::Location;
     use std::sync::Arc;
-    use std::task::Waker;
 
     use super::{AtomicBool, Ordering};
     use crate::executor::Remote;
-    use crate::task::Header;
+    use crate::task::{new_task, JoinHandle, TaskInfo, TaskRef};
 
     /// One turn of the runtime's loop, as far as remote wakes go: if `epoll_wait` reported
-    /// the eventfd, move the queued keys to the run queue (`ran`).
-    fn turn(remote: &Remote, ran: &mut Vec<u64>) {
+    /// the eventfd, move the queued tasks to the run queue (`ran`).
+    pub(crate) fn turn(remote: &Remote, ran: &mut Vec<TaskRef>) {
         if remote.doorbell().take_ring() {
-            remote.drain(|key| ran.push(key));
+            remote.drain(|task| ran.push(task));
         }
     }
 
-    fn new_remote() -> Arc<Remote> {
+    pub(crate) fn new_remote() -> Arc<Remote> {
         Arc::new(Remote::new(super::Doorbell::new().unwrap()))
     }
 
+    /// A task around `future`, as `spawn` makes one: the executor's reference, the run
+    /// queue's, and the handle.
+    pub(crate) fn task<F>(remote: &Arc<Remote>, future: F) -> (TaskRef, TaskRef, JoinHandle<F::Output>)
+    where
+        F: std::future::Future + 'static,
+        F::Output: 'static,
+    {
+        let info = TaskInfo {
+            id: 1,
+            spawned_at: Location::caller(),
+            name: None,
+            slow_poll_reported: Default::default(),
+        };
+        new_task(future, remote.clone(), info, 0)
+    }
+
     /// The race of issue 10, defect 2. The executor has popped a task and polls it: it clears
-    /// `scheduled`, then the future looks for a message. Meanwhile another thread sends the
+    /// `SCHEDULED`, then the future looks for a message. Meanwhile another thread sends the
     /// message and wakes the task. Every outcome must leave the message seen by this poll,
     /// or the task queued for another one (and the eventfd rung to say so). With
     /// `unschedule` as a plain release store, loom finds the interleaving where neither holds.
@@ -131,47 +147,73 @@ mod tests {
     fn loom_a_wake_racing_a_poll_is_seen_or_queues_another_poll() {
         ::loom::model(|| {
             let remote = new_remote();
-            let header = Arc::new(Header::new(7, remote.clone()));
             let message = Arc::new(AtomicBool::new(false));
+            let (listed, queued, handle) = task(&remote, std::future::pending::<()>());
             let sender = {
-                let (message, waker) = (message.clone(), Waker::from(header.clone()));
+                let (message, waker) = (message.clone(), queued.waker());
                 ::loom::thread::spawn(move || {
                     message.store(true, Ordering::Release);
                     waker.wake();
                 })
             };
-            header.unschedule();
+            queued.start_poll();
             let seen = message.load(Ordering::Acquire);
             sender.join().unwrap();
             let mut ran = Vec::new();
             turn(&remote, &mut ran);
-            assert!(seen || ran == [7], "lost wake: the poll missed the message and nothing queued another");
+            assert!(
+                seen || ran.len() == 1,
+                "lost wake: the poll missed the message and nothing queued another"
+            );
+            drop((listed, queued, handle, ran));
         });
     }
 
     /// Two threads wake two tasks while the loop takes a turn. Whatever the interleaving,
     /// once the wakes are done, the next turn (a sleep that only the eventfd can end) must
-    /// find every key: a key left in the queue with no ring pending would never run.
+    /// find every task: one left in the queue with no ring pending would never run.
     #[test]
     fn loom_every_remote_wake_is_drained_by_a_turn_the_eventfd_ends() {
         ::loom::model(|| {
             let remote = new_remote();
-            let wakers: Vec<Waker> = [1, 2]
-                .into_iter()
-                .map(|key| {
-                    let header = Arc::new(Header::new(key, remote.clone()));
-                    header.unschedule(); // the task is parked, waiting for this wake
-                    Waker::from(header)
+            let tasks: Vec<_> = (0..2).map(|_| task(&remote, std::future::pending::<()>())).collect();
+            let threads: Vec<_> = tasks
+                .iter()
+                .map(|(_, queued, _)| {
+                    queued.start_poll(); // the task is parked, waiting for this wake
+                    let waker = queued.waker();
+                    ::loom::thread::spawn(move || waker.wake())
                 })
                 .collect();
-            let threads: Vec<_> =
-                wakers.into_iter().map(|waker| ::loom::thread::spawn(move || waker.wake())).collect();
             let mut ran = Vec::new();
             turn(&remote, &mut ran);
             threads.into_iter().for_each(|t| t.join().unwrap());
             turn(&remote, &mut ran);
-            ran.sort_unstable();
-            assert_eq!(ran, [1, 2], "a remote wake was queued with no eventfd ring left to announce it");
+            assert_eq!(ran.len(), 2, "a remote wake was queued with no eventfd ring left to announce it");
+            drop((tasks, ran));
+        });
+    }
+
+    /// The reference count: the task completes on the runtime thread and its references go,
+    /// while another thread wakes and drops its waker. Whatever the order, the allocation
+    /// is freed exactly once, by whichever reference is last: then the task's clone of the
+    /// `Remote` is gone too. (Freed twice, the count would be garbage or the test crash;
+    /// never, the count would stay 2.)
+    #[test]
+    fn loom_the_last_reference_frees_the_task_once_on_either_thread() {
+        ::loom::model(|| {
+            let remote = new_remote();
+            let (listed, queued, handle) = task(&remote, async { 7 });
+            let waker = queued.waker();
+            let other = ::loom::thread::spawn(move || waker.wake());
+            assert_eq!(queued.run(), Some(true), "the future is ready at once");
+            drop((listed, queued, handle));
+            other.join().unwrap();
+            let mut ran = Vec::new();
+            turn(&remote, &mut ran); // a wake that queued before completion leaves an entry
+            drop(ran);
+            remote.close_queue();
+            assert_eq!(Arc::strong_count(&remote), 1, "the task was not freed exactly once");
         });
     }
 }
