@@ -203,8 +203,9 @@ fn hook(f: impl FnOnce() + 'static) -> Waker {
 }
 
 /// An event already returned by `epoll_wait` for a source that is dropped before the reactor
-/// gets to it must not reach the source registered after it in the same slab slot: the slab
-/// key's generation tells them apart. Two sockets wait to read with wakers that, when the
+/// gets to it must wake nobody, and must not reach the source registered after it (which may
+/// get the same fd number): the dropped source is marked gone, and its memory, which the
+/// event's token points at, is kept until the next wait (valgrind checks the read). Two sockets wait to read with wakers that, when the
 /// reactor wakes them mid-turn, drop the *other* socket and register a fresh one (which
 /// takes the freed slot). Both peers shut down their write side, so one `epoll_wait`
 /// returns an end-of-stream event (`EPOLLRDHUP`) for each; whichever comes first swaps out
@@ -227,7 +228,7 @@ async fn an_event_in_flight_for_a_dropped_source_misses_the_source_in_its_slot()
         let waker = hook(move || {
             drop(other.borrow_mut().take()); // deregistered mid-turn
             let (socket, peer) = UnixStream::pair().unwrap();
-            fresh.borrow_mut().push((Async::new(socket).unwrap(), peer)); // its slot, reused
+            fresh.borrow_mut().push((Async::new(socket).unwrap(), peer)); // perhaps its fd number
         });
         let me = me.borrow();
         let me = me.as_ref().unwrap();

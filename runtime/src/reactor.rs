@@ -4,13 +4,23 @@
 //!
 //! ```text
 //!  epoll_wait ──► Event { token, flags }
-//!                    │  token = slab key (index + generation), never the raw fd
+//!                    │  token = the address of the fd's ScheduledIo, never the raw fd
 //!                    ▼
-//!  sources[token] ──► ScheduledIo: readiness |= flags, take the waiting wakers
-//!                    │  (the source is cloned out first: no slab borrow while they run)
+//!  &ScheduledIo ───► readiness |= flags, take the waiting wakers
+//!                    │
 //!                    ▼
 //!  Waker::wake ────► executor run queue (see `executor.rs`), the task is polled again
 //! ```
+//!
+//! A token is a pointer, so an event costs no lookup. That is sound because a `ScheduledIo`
+//! outlives every event that can name it: its `Async` owns it (an `Rc`), and deregistering
+//! hands the reactor that `Rc` to keep until the next `epoll_wait` begins. An event is only
+//! ever reported for an fd still registered when the wait began, so once a wait has begun
+//! after the `EPOLL_CTL_DEL`, no event can carry the address, and only then is it freed, and
+//! only then can the allocator hand it to a new source. That is also what keeps a closed
+//! fd's stale event from waking the next fd given the same number: the new source has
+//! another address, and the old one's events were all reported before it was freed. (tokio
+//! has used pointer tokens with such deferred release since it dropped its slab.)
 //!
 //! Every fd is registered once, edge-triggered, for both directions (`EPOLLIN | EPOLLPRI | EPOLLOUT |
 //! EPOLLRDHUP | EPOLLET`), so reads and writes never need an `epoll_ctl`. Edge triggering
@@ -31,13 +41,11 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::slab::Slab;
 use crate::sys::{ev, Epoll, Event};
 use crate::trace::Trace;
 use crate::waiters::Waiters;
 
-/// The token reserved for the cross-thread eventfd. Slab keys never reach it: that would
-/// need generation `u32::MAX` *and* index `u32::MAX`, and the slab stops short of that index.
+/// The token reserved for the cross-thread eventfd. No source can sit at this address.
 pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
 
 /// How many events one `epoll_wait` can return. More ready fds are simply reported by the
@@ -68,6 +76,9 @@ mod facts {
     pub(super) const INQ: u8 = 1 << 1;
     /// Turning on `TCP_INQ` failed (an old kernel): do not try again.
     pub(super) const NO_INQ: u8 = 1 << 2;
+    /// Deregistered: an event still in flight for it (returned by the wait that is being
+    /// processed) wakes nobody.
+    pub(super) const GONE: u8 = 1 << 3;
 }
 
 /// Whether a TCP socket's reads report the bytes they left queued (see
@@ -114,10 +125,9 @@ impl Direction {
 
 /// The per-fd state the reactor and the I/O futures share.
 ///
-/// Lives in an `Rc`: one reference in the reactor's slab (found by the event token), one in
-/// the [`Async`](crate::io::Async) that owns the fd.
+/// Lives in an `Rc` owned by the [`Async`](crate::io::Async) that owns the fd; its address is
+/// the fd's epoll token.
 pub(crate) struct ScheduledIo {
-    token: u64,
     /// For traces only: the reactor never keys anything by fd.
     fd: RawFd,
     readiness: Cell<u8>,
@@ -131,7 +141,7 @@ pub(crate) struct ScheduledIo {
 impl fmt::Debug for ScheduledIo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScheduledIo")
-            .field("token", &self.token)
+            .field("fd", &self.fd)
             .field("readiness", &self.readiness.get())
             .field("facts", &self.facts.get())
             .finish()
@@ -311,12 +321,21 @@ impl ScheduledIo {
     }
 }
 
+/// The epoll token of a source: its address.
+fn token(io: &Rc<ScheduledIo>) -> u64 {
+    Rc::as_ptr(io) as u64
+}
+
 /// One epoll instance and the registered sources. Shared (`Rc`) by the executor, which waits
 /// on it, and by every [`Async`](crate::io::Async), which deregisters itself on drop.
 pub(crate) struct Reactor {
     epoll: Epoll,
     trace: Trace,
-    sources: RefCell<Slab<Rc<ScheduledIo>>>,
+    /// How many sources are registered (for tests and diagnostics).
+    sources: Cell<usize>,
+    /// Sources deregistered since the last `epoll_wait` began, kept alive until the next one
+    /// begins: an event already returned may still carry their address (see the top).
+    released: RefCell<Vec<Rc<ScheduledIo>>>,
     /// Reused across turns, so a turn allocates and initialises nothing.
     events: RefCell<Box<[Event]>>,
 }
@@ -334,7 +353,8 @@ impl Reactor {
         Ok(Reactor {
             epoll,
             trace,
-            sources: RefCell::new(Slab::new()),
+            sources: Cell::new(0),
+            released: RefCell::new(Vec::new()),
             events: RefCell::new(vec![Event::EMPTY; EVENTS_PER_WAIT].into_boxed_slice()),
         })
     }
@@ -345,28 +365,32 @@ impl Reactor {
     /// first read or write just tries the syscall. A fresh socket often has data or buffer
     /// space already, and if not, `WouldBlock` clears the bit and the next edge sets it.
     pub(crate) fn register(&self, fd: BorrowedFd<'_>) -> io::Result<Rc<ScheduledIo>> {
-        let mut sources = self.sources.borrow_mut();
-        let token = sources.vacant_key();
         let io = Rc::new(ScheduledIo {
-            token,
             fd: fd.as_raw_fd(),
             readiness: Cell::new(bits::READABLE | bits::WRITABLE),
             facts: Cell::new(0),
             waiters: RefCell::default(),
         });
-        self.epoll.add(fd, ev::IN | ev::OUT | ev::RDHUP | ev::PRI | ev::ET, token)?;
-        sources.insert(io.clone());
+        self.epoll.add(fd, ev::IN | ev::OUT | ev::RDHUP | ev::PRI | ev::ET, token(&io))?;
+        self.sources.set(self.sources.get() + 1);
         Ok(io)
     }
 
-    /// Removes `fd` from epoll and forgets its source. Call before the fd is closed.
-    pub(crate) fn deregister(&self, io: &ScheduledIo, fd: BorrowedFd<'_>) {
-        // EPOLL_CTL_DEL can only fail here if the fd was never added or is already closed;
-        // either way the kernel holds nothing for it, and the slab entry goes regardless.
-        let _ = self.epoll.delete(fd);
-        let removed = self.sources.borrow_mut().remove(io.token);
-        // Dropped outside the borrow: a waker's drop may run arbitrary code.
-        drop(removed);
+    /// Removes `fd` from epoll; its source is freed once no event can name it. Call before
+    /// the fd is closed.
+    pub(crate) fn deregister(&self, io: &Rc<ScheduledIo>, fd: BorrowedFd<'_>) {
+        self.sources.set(self.sources.get() - 1);
+        io.facts.set(io.facts.get() | facts::GONE);
+        match self.epoll.delete(fd) {
+            // Removed, or never there (ENOENT): no wait from now on can name the source.
+            Ok(()) => self.released.borrow_mut().push(io.clone()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.released.borrow_mut().push(io.clone()),
+            // Anything else (EBADF: the fd was closed behind its owner's back, which I/O
+            // safety forbids) may leave a registration behind that still names the source, if
+            // the file is open elsewhere. Keep the source alive for good (a few dozen bytes)
+            // rather than let a later event read freed memory.
+            Err(_) => std::mem::forget(io.clone()),
+        }
     }
 
     /// Whether timer waits have nanosecond precision (`epoll_pwait2`).
@@ -376,7 +400,7 @@ impl Reactor {
 
     /// The number of registered sources (for tests and diagnostics).
     pub(crate) fn source_count(&self) -> usize {
-        self.sources.borrow().len()
+        self.sources.get()
     }
 
     /// Waits for events (`None`: until one arrives), records them and wakes the waiting
@@ -385,6 +409,12 @@ impl Reactor {
         // Held while wakers run: only another `turn` could want it, and nothing a waker does
         // can start one (`block_on` refuses to nest).
         let mut events = self.events.borrow_mut();
+        // No event of the wait below can name a source deregistered before it: free them.
+        // (Dropped outside the borrow: a waker's drop may run arbitrary code.)
+        if !self.released.borrow().is_empty() {
+            let released = std::mem::take(&mut *self.released.borrow_mut());
+            drop(released);
+        }
         if let Some(trace) = self.trace.get() {
             trace.epoll_enter(timeout);
         }
@@ -404,13 +434,13 @@ impl Reactor {
                 }
                 continue;
             }
-            // Cloned out of the slab (an `Rc` increment) so that no slab borrow is held while
-            // wakers run: a wake may drop a source (deregister) or register a new one.
-            let Some(io) = self.sources.borrow().get(event.token()).cloned() else {
-                // No source for the token: it was deregistered (its generation moved on);
-                // the event belongs to a closed fd and wakes nobody.
-                continue;
-            };
+            // SAFETY: the token is the address of a source that was registered when this wait
+            // began, and it stays alive until the next wait begins (`released`): see the top
+            // of this file. A waker that deregisters it meanwhile only moves it to `released`.
+            let io = unsafe { &*(event.token() as *const ScheduledIo) };
+            if io.facts.get() & facts::GONE != 0 {
+                continue; // deregistered since this wait returned: its fd is closed or closing
+            }
             let new = io.set_readiness(event.flags());
             if let Some(trace) = self.trace.get() {
                 trace.event(event.token(), io.fd, event.flags(), io.waiting(new));
@@ -429,13 +459,7 @@ mod tests {
     use super::*;
 
     fn source() -> ScheduledIo {
-        ScheduledIo {
-            token: 0,
-            fd: -1,
-            readiness: Cell::new(0),
-            facts: Cell::new(0),
-            waiters: RefCell::default(),
-        }
+        ScheduledIo { fd: -1, readiness: Cell::new(0), facts: Cell::new(0), waiters: RefCell::default() }
     }
 
     /// An event adds the bits of its own flags and keeps what was recorded before: only an
