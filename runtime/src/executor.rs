@@ -186,8 +186,7 @@ pub(crate) struct Core {
     /// `MINI_TRACE`'s tracer; `None` (the usual case) costs one branch per step.
     trace: Trace,
     next_task_id: Cell<u64>,
-    /// In nanoseconds of the coarse clock; `u64::MAX` when the check is off.
-    slow_poll_threshold_ns: u64,
+    slow_poll: SlowPoll,
     main_slow_poll_reported: Cell<bool>,
     pub(crate) reactor: Rc<Reactor>,
     pub(crate) timers: Rc<Timers>,
@@ -258,7 +257,7 @@ impl Core {
     }
 
     /// Polls `task`, popped from the run queue, unless it completed since it was queued;
-    /// `started` is when this poll began (on the slow-poll clock, [`coarse_now`]). Returns
+    /// `started` is when this poll began (on the slow-poll clock, [`SlowPoll`]). Returns
     /// when it ended, which is also when the next poll starts.
     #[inline]
     fn run_task(&self, task: TaskRef, started: u64) -> u64 {
@@ -287,18 +286,21 @@ impl Core {
     /// Returns the poll's end.
     #[inline]
     fn check_slow_poll(&self, started: u64, task: Option<&TaskInfo>) -> u64 {
-        let now = coarse_now();
-        let took_ns = now.saturating_sub(started);
-        if took_ns < self.slow_poll_threshold_ns {
+        let now = sys::ticks();
+        if now.saturating_sub(started) < self.slow_poll.suspect_ticks {
             return now;
         }
-        self.report_slow_poll(now, took_ns, task)
+        self.report_slow_poll(started, now, task)
     }
 
+    /// A poll ran for more ticks than any CPU counts in the threshold: time it properly.
     #[cold]
     #[inline(never)]
-    fn report_slow_poll(&self, now: u64, took_ns: u64, task: Option<&TaskInfo>) -> u64 {
-        let took = Duration::from_nanos(took_ns);
+    fn report_slow_poll(&self, started: u64, now: u64, task: Option<&TaskInfo>) -> u64 {
+        let took = self.slow_poll.duration(started, now);
+        if took < self.slow_poll.threshold {
+            return now;
+        }
         let who = match task {
             Some(task) if task.slow_poll_reported.replace(true) => return now,
             Some(task) => task.to_string(),
@@ -455,9 +457,7 @@ impl Runtime {
             trace,
             deferred: RefCell::new(Vec::new()),
             next_task_id: Cell::new(1),
-            slow_poll_threshold_ns: builder
-                .slow_poll_threshold
-                .map_or(u64::MAX, |t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)),
+            slow_poll: SlowPoll::new(builder.slow_poll_threshold),
             main_slow_poll_reported: Cell::new(false),
         });
         Ok(Runtime { core })
@@ -487,11 +487,11 @@ impl Runtime {
 
         loop {
             // One clock read per poll: each poll's end is the next one's start.
-            let mut started = coarse_now();
+            let mut started = sys::ticks();
             for _ in 0..MAX_POLLS_BETWEEN_IO {
                 let Some(task) = core.run_queue.pop() else { break };
                 if core.trace.get().is_some() {
-                    started = coarse_now(); // leave the trace's own output out of poll times
+                    started = sys::ticks(); // leave the trace's own output out of poll times
                 }
                 if !task.ptr_eq(&main.0) {
                     started = core.run_task(task, started);
@@ -541,13 +541,41 @@ impl Drop for Runtime {
     }
 }
 
-/// The slow-poll clock, in nanoseconds: `CLOCK_MONOTONIC_COARSE`, a memory read with a
-/// resolution of a few milliseconds, fine against a 100 ms threshold and several times cheaper
-/// than `Instant::now` on every poll. (The trace wants microseconds: it reads `Instant` around
-/// each poll, only when it is on.)
-#[inline]
-fn coarse_now() -> u64 {
-    sys::monotonic_coarse_ns()
+/// The slow-poll check's clock and threshold.
+///
+/// The clock is [`sys::ticks`], read once per poll (each poll's end is the next one's start):
+/// on x86_64 the time-stamp counter, one instruction, where the coarse clock cost about 35
+/// (a vDSO call) and doubled as much per echo round trip. Its rate is unknown, so a poll is
+/// first compared with the threshold in ticks at the slowest rate any CPU counts
+/// (`suspect_ticks`); only a poll over that is converted to time, at the rate measured since
+/// the runtime was created, and reported if it really exceeds the threshold. (The trace wants
+/// microseconds: it reads `Instant` around each poll, only when it is on.)
+#[derive(Debug)]
+struct SlowPoll {
+    /// `u64::MAX` when the check is off.
+    suspect_ticks: u64,
+    threshold: Duration,
+    /// When the runtime was created, on both clocks.
+    origin: (u64, Instant),
+}
+
+impl SlowPoll {
+    fn new(threshold: Option<Duration>) -> SlowPoll {
+        let suspect_ticks =
+            threshold.map_or(u64::MAX, |t| (t.as_nanos() as f64 * sys::MIN_TICKS_PER_NS) as u64);
+        SlowPoll {
+            suspect_ticks,
+            threshold: threshold.unwrap_or(Duration::MAX),
+            origin: (sys::ticks(), Instant::now()),
+        }
+    }
+
+    /// How long the ticks from `started` to `now` took.
+    fn duration(&self, started: u64, now: u64) -> Duration {
+        let per_ns =
+            now.saturating_sub(self.origin.0) as f64 / self.origin.1.elapsed().as_nanos().max(1) as f64;
+        Duration::from_secs_f64(now.saturating_sub(started) as f64 / per_ns.max(f64::MIN_POSITIVE) / 1e9)
+    }
 }
 
 /// Settings for a [`Runtime`].
@@ -855,6 +883,23 @@ mod tests {
             std::pin::Pin::new(&mut timer).poll(cx).map(|()| polls)
         }));
         assert_eq!(polls, 2, "the first poll, then the timer's wake: no poll for the stale wake");
+    }
+
+    /// The slow-poll clock turns ticks into time at the rate it measures: an interval timed
+    /// by it and by `Instant` agrees within a factor of two (the check only needs to tell
+    /// microsecond polls from 100 ms ones). Busy-waits rather than sleeps, so that the
+    /// interval is known to be about 20 ms of the process's time, not the scheduler's.
+    #[test]
+    fn the_slow_poll_clock_converts_ticks_at_the_measured_rate() {
+        let clock = SlowPoll::new(Some(Duration::from_millis(100)));
+        let (started, t0) = (sys::ticks(), Instant::now());
+        while t0.elapsed() < Duration::from_millis(20) {
+            std::hint::spin_loop();
+        }
+        let (now, real) = (sys::ticks(), t0.elapsed());
+        let measured = clock.duration(started, now);
+        assert!(measured > real / 2 && measured < real * 2, "{measured:?} by ticks, {real:?} by Instant");
+        assert!(clock.suspect_ticks <= (100e6 * sys::MIN_TICKS_PER_NS) as u64);
     }
 
     /// Task ids are unique within a runtime (traces and the slow-poll warning name them).

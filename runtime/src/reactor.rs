@@ -38,7 +38,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::sys::{ev, Epoll, Event};
@@ -262,17 +262,33 @@ impl ScheduledIo {
     /// connection.
     ///
     /// [`wake`]: ScheduledIo::wake
+    #[inline]
     fn set_readiness(&self, flags: u32) -> u8 {
         let mut new = 0;
         if flags & ev::IN != 0 {
             new |= bits::READABLE;
         }
+        if flags & ev::OUT != 0 {
+            new |= bits::WRITABLE;
+        }
+        let mut r = self.readiness.get();
+        if flags & (ev::PRI | ev::RDHUP | ev::HUP | ev::ERR) == 0 {
+            r &= !bits::CLOSED; // the usual event: the two directions only
+        } else {
+            new |= self.rare_flags(flags, &mut r);
+        }
+        self.readiness.set(r | new);
+        new
+    }
+
+    /// The bits of the flags other than IN and OUT; clears `CLOSED` from `r` unless one says
+    /// the connection is (half) closed.
+    #[cold]
+    fn rare_flags(&self, flags: u32, r: &mut u8) -> u8 {
+        let mut new = 0;
         if flags & ev::PRI != 0 {
             new |= bits::READABLE;
             self.facts.set(self.facts.get() | facts::URGENT);
-        }
-        if flags & ev::OUT != 0 {
-            new |= bits::WRITABLE;
         }
         if flags & ev::RDHUP != 0 {
             new |= bits::READABLE | bits::CLOSED;
@@ -283,18 +299,44 @@ impl ScheduledIo {
         if flags & ev::ERR != 0 {
             new |= bits::READABLE | bits::WRITABLE | bits::ERROR;
         }
-        let mut r = self.readiness.get();
         if flags & (ev::HUP | ev::RDHUP) == 0 {
-            r &= !bits::CLOSED;
+            *r &= !bits::CLOSED;
         }
-        self.readiness.set(r | new);
         new
     }
 
     /// Wakes the tasks waiting in every direction that the bits `new` make ready. Each
     /// waker is taken out of the list before it runs: a wake may run arbitrary code, even
     /// code that waits on this source again.
+    #[inline]
     fn wake(&self, new: u8) {
+        // The usual case, alone on the hot path: nobody waits through a future's own entry,
+        // so only the poll slots can hold wakers, and one borrow takes them all.
+        let mut waiters = self.waiters.borrow_mut();
+        if !waiters.has_entries() {
+            let read = if new & Direction::Read.ready_mask() != 0 {
+                waiters.take_slot(Direction::Read)
+            } else {
+                None
+            };
+            let write = if new & Direction::Write.ready_mask() != 0 {
+                waiters.take_slot(Direction::Write)
+            } else {
+                None
+            };
+            let closed = if new & bits::CLOSED != 0 { waiters.take_slot(Direction::Closed) } else { None };
+            drop(waiters);
+            // Woken outside the borrow: a wake may run arbitrary code.
+            [read, write, closed].into_iter().flatten().for_each(Waker::wake);
+            return;
+        }
+        drop(waiters);
+        self.wake_all(new);
+    }
+
+    /// `wake` where futures wait through entries of their own (see `waiters.rs`).
+    #[cold]
+    fn wake_all(&self, new: u8) {
         for dir in DIRECTIONS {
             if new & dir.ready_mask() == 0 {
                 continue;

@@ -240,19 +240,26 @@ impl<T: AsFd> Async<T> {
         if dir == Direction::Closed {
             closed_is_not_an_operation();
         }
+        let mut ready = |cx: &mut Context<'_>| match waiter.as_deref_mut() {
+            Some(waiter) => waiter.poll_ready(cx),
+            None => self.source.poll_ready(cx, dir),
+        };
+        // Readiness first: a task that parks spends no budget (and no TLS access on it).
+        if ready(cx).is_pending() {
+            self.check_runtime();
+            return Poll::Pending;
+        }
         ready!(coop::poll_proceed(cx));
         loop {
-            let ready = match waiter.as_deref_mut() {
-                Some(waiter) => waiter.poll_ready(cx),
-                None => self.source.poll_ready(cx, dir),
-            };
-            if ready.is_pending() {
-                coop::refund();
-                self.check_runtime();
-                return Poll::Pending;
-            }
             match op(self.get_ref()) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.source.clear(dir),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.source.clear(dir);
+                    if ready(cx).is_pending() {
+                        coop::refund(); // only completed operations count
+                        self.check_runtime();
+                        return Poll::Pending;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 res => return Poll::Ready(res),
             }

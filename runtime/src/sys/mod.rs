@@ -123,6 +123,7 @@ impl Epoll {
     /// us use it (see `wait_precise` for when it does not). The fallback,
     /// `epoll_wait`, takes milliseconds: the timeout is rounded *up*, so a timer due in 0.3 ms
     /// waits 1 ms instead of spinning on zero-timeout calls until it is due.
+    #[inline]
     pub(crate) fn wait(&self, events: &mut [Event], timeout: Option<Duration>) -> io::Result<Waited> {
         let res = match timeout {
             Some(t) if !t.is_zero() && self.precise.get() => self.wait_precise(events, t),
@@ -190,6 +191,7 @@ impl Epoll {
     }
 
     /// `epoll_wait`, with the timeout rounded up to whole milliseconds (`None`: forever).
+    #[inline]
     fn wait_millis(&self, events: &mut [Event], timeout: Option<Duration>) -> io::Result<usize> {
         let (ptr, max) = raw_events(events);
         let timeout_ms = match timeout {
@@ -231,18 +233,37 @@ fn raw_events(events: &mut [Event]) -> (*mut libc::epoll_event, libc::c_int) {
 // clocks
 // ---------------------------------------------------------------------------------------------
 
-/// `CLOCK_MONOTONIC_COARSE`: the time of the last timer tick (a few ms resolution), read from
-/// the vDSO without touching the hardware clock, so several times cheaper than `Instant::now`.
-/// For measurements whose thresholds dwarf a tick, such as the slow-poll warning. In
-/// nanoseconds, so that the check around every poll is a subtraction and a compare.
+/// The slow-poll clock: a counter read around every poll, so it must cost next to nothing.
+///
+/// On x86_64 it is the CPU's time-stamp counter (`RDTSC`: one instruction, no vDSO call),
+/// which on every CPU of the last fifteen years ticks at a constant rate, the same on all
+/// cores. Its rate is not known up front: a count is compared against a threshold computed
+/// with [`MIN_TICKS_PER_NS`], a rate no such CPU runs below, so a slow poll is never missed,
+/// and only a count over that is turned into time (by the rate measured since the runtime
+/// started; see the executor's `SlowPoll`). Elsewhere it is `CLOCK_MONOTONIC_COARSE` in
+/// nanoseconds, read from the vDSO.
+#[cfg(target_arch = "x86_64")]
 #[inline]
-pub(crate) fn monotonic_coarse_ns() -> u64 {
+pub(crate) fn ticks() -> u64 {
+    // SAFETY: RDTSC has no preconditions on x86_64 (every x86_64 CPU has it; user space may
+    // read it unless the OS sets CR4.TSD, which Linux does only for seccomp-strict tasks).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// The slow-poll clock (see the x86_64 version): here, nanoseconds of the coarse clock.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+pub(crate) fn ticks() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // CLOCK_MONOTONIC_COARSE exists since Linux 2.6.32 and cannot fail with a valid pointer;
     // should it, the zero time only makes every poll look instant.
     let _ = syscall!(clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts));
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
 }
+
+/// A lower bound on [`ticks`] per nanosecond: the time-stamp counter of any x86_64 CPU in
+/// use runs at 1 GHz or more (0.5 leaves a margin); the coarse clock counts nanoseconds.
+pub(crate) const MIN_TICKS_PER_NS: f64 = if cfg!(target_arch = "x86_64") { 0.5 } else { 1.0 };
 
 // ---------------------------------------------------------------------------------------------
 // eventfd: how another thread interrupts epoll_wait

@@ -173,6 +173,7 @@ impl TaskRef {
     /// Queues the task on its runtime: the local run queue on the runtime's own thread, the
     /// remote queue (and the eventfd) anywhere else. The caller has just set `SCHEDULED`, and
     /// this reference becomes the queue's.
+    #[inline]
     fn schedule(self) {
         let remote = ptr::from_ref::<Remote>(&self.header().remote);
         if let Err(task) = context::push_local(remote, self) {
