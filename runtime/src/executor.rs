@@ -318,6 +318,7 @@ impl Core {
 
     /// One look at the outside world: wait on epoll (not at all if tasks are queued, else
     /// until the next timer is due), then wake the tasks whose fds or timers are ready.
+    #[inline]
     fn turn(&self) {
         let busy = !self.run_queue.is_empty() || !self.deferred.borrow().is_empty();
         let mut timeout = if busy {

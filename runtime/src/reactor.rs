@@ -447,6 +447,7 @@ impl Reactor {
 
     /// Waits for events (`None`: until one arrives), records them and wakes the waiting
     /// tasks. Returns whether the cross-thread eventfd fired.
+    #[inline]
     pub(crate) fn turn(&self, timeout: Option<Duration>) -> io::Result<bool> {
         // Held while wakers run: only another `turn` could want it, and nothing a waker does
         // can start one (`block_on` refuses to nest).

@@ -361,6 +361,7 @@ impl Async<std::net::TcpStream> {
     /// # })?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn poll_read_tcp(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let inq = self.source.inq();
         let (n, queued) = ready!(self.poll_io(cx, super::Direction::Read, |s| {
