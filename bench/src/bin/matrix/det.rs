@@ -22,8 +22,14 @@
 //! The 1-connection cell pauses `THINK_MS` between round trips (loadgen's `--think`), as the
 //! `syscalls` section does: a server slowed down 50 times by valgrind still finds its socket
 //! empty and waits in epoll, as it does at full speed. The busier cells run flat out, as in
-//! the echo section; there the batching of events per `epoll_wait` depends a little on
-//! timing, which is why each figure is the median of `REPS` pairs of runs, the spread shown.
+//! the echo section; there the batching of events per `epoll_wait` depends on timing (on
+//! whether loadgen, sharing CPU 1 with whatever else runs, keeps every connection ready),
+//! which is why each figure is the median of `REPS` pairs of runs, the widest spread shown.
+//! The misses at 1000 connections move most, for all servers at once (on 2026-11-29 one
+//! repetition of four gave mini 8.9 and tokio 5.6 D1 misses per round trip, the others about
+//! 12 and 7.3); the ratio mini/tokio of a repetition held at 1.60-1.66. The section does not
+//! wait for a quiet machine: it would gain little and spend the run's waiting budget, which
+//! the timed sections after it need.
 //!
 //! `--only instr` is an alias of `det` (the section it replaced measured 1 × 64 B only).
 
@@ -33,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use mini_bench::report::{print_table, Rec, Results, Row, Targets};
 
-use super::{cell_label, strs, wait_quiet, HeldLoad, Opts, Server, THINK_MS};
+use super::{cell_label, strs, HeldLoad, Opts, Server, THINK_MS};
 
 /// The servers measured: `threads` is left out (1000 threads under valgrind, which runs one
 /// at a time, measure valgrind's scheduler more than the server).
@@ -68,14 +74,14 @@ impl Cell {
 }
 
 fn cells(quick: bool) -> [Cell; 3] {
-    // Lengths chosen so that the difference is 5000-20000 round trips: enough that the
-    // cells' spread is well under one instruction per round trip, short enough that the
-    // section stays within a few minutes on 2 cores (valgrind starts in 1-2 s per run).
+    // Differences of 5000 (paced: 1.8 s), 20,000 and 40,000 round trips: under valgrind
+    // the servers do 10-40k round trips/s at 50 and 1000 connections, so each run costs
+    // little more than valgrind's 1-2 s start, and the section about 2.5 minutes.
     let k = |full: u64, quick_: u64| if quick { quick_ } else { full };
     [
         Cell { conns: 1, len: 64, short: k(1000, 300), long: k(6000, 1300), think: true },
-        Cell { conns: 50, len: 512, short: k(20, 10), long: k(220, 50), think: false },
-        Cell { conns: 1000, len: 512, short: k(3, 2), long: k(23, 7), think: false },
+        Cell { conns: 50, len: 512, short: k(20, 10), long: k(420, 50), think: false },
+        Cell { conns: 1000, len: 512, short: k(3, 2), long: k(43, 7), think: false },
     ]
 }
 
@@ -223,7 +229,8 @@ pub(super) fn run(opts: &Opts, targets: &mut Targets) {
     for rep in 0..REPS {
         for cell in cells {
             for name in SERVERS {
-                wait_quiet(opts);
+                // No wait_quiet: counts need no quiet machine, and the run's waiting budget
+                // is left to the timed sections that follow.
                 let label = cell.label();
                 let rec = match measure(opts, name, cell) {
                     Ok(c) => {
@@ -329,7 +336,19 @@ fn table(res: &Results, title: &str, rows: &[String], key: &str, decimals: usize
         .iter()
         .map(|row| Row {
             label: row.clone(),
-            values: SERVERS.iter().map(|rt| res.median(row, rt, key)).collect(),
+            // Rounded to what is printed, so that difference noise shows as 0, not -0.
+            values: SERVERS
+                .iter()
+                .map(|rt| {
+                    res.median(row, rt, key).map(|v| {
+                        if v.abs() < 0.5 * 0.1f64.powi(decimals as i32) {
+                            0.0
+                        } else {
+                            v
+                        }
+                    })
+                })
+                .collect(),
             ratios: OTHERS
                 .iter()
                 .map(|o| match res.median(row, o, key) {
