@@ -62,7 +62,9 @@ impl Results {
         self.runs.entry((row.to_string(), rt.to_string())).or_default().push(rec);
     }
 
-    fn values(&self, row: &str, rt: &str, key: &str) -> Vec<Option<f64>> {
+    /// `key` of every repetition of (`row`, `rt`), in order; `None` where a run failed or
+    /// lacked the key.
+    pub fn values(&self, row: &str, rt: &str, key: &str) -> Vec<Option<f64>> {
         self.runs
             .get(&(row.to_string(), rt.to_string()))
             .map(|v| v.iter().map(|r| r.as_ref().and_then(|r| r.get(key).copied())).collect())

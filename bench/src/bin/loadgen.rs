@@ -19,7 +19,13 @@
 //! ```text
 //! loadgen ADDR [--conns 50] [--len 64] [--warmup 0.5] [--window 2] [--pid PID]
 //! loadgen ADDR --conns 1 --len 64 --rounds 20000    # exactly N round trips, no warm-up
+//! loadgen ADDR --conns 1000 --len 512 --rounds-each 5 # exactly 5 on each connection
 //! ```
+//!
+//! `--rounds N` counts round trips over all connections together: a connection that the
+//! server answers sooner does more of them. `--rounds-each K` gives every connection exactly
+//! K (all connections at once, each in lock-step), so two runs with different K differ only
+//! in round trips: the deterministic section of `matrix` differences such runs.
 //!
 //! Two options serve the syscall and instruction counts, where the server runs slowed down
 //! under strace or valgrind:
@@ -47,6 +53,8 @@ struct Conn {
     sent: usize,
     /// Bytes of the echo received so far.
     received: usize,
+    /// Round trips completed in this run.
+    done: u64,
     sent_at: Instant,
 }
 
@@ -58,23 +66,39 @@ struct Options {
     window: Duration,
     pid: Option<u32>,
     rounds: Option<u64>,
+    /// `--rounds-each`: the exact number of round trips of every connection.
+    rounds_each: Option<u64>,
     think: Option<Duration>,
     hold: bool,
 }
 
 fn options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: loadgen ADDR [--conns N] [--len BYTES] [--warmup S] [--window S] [--pid PID] [--rounds N [--think MS] [--hold]]";
+    let usage = "usage: loadgen ADDR [--conns N] [--len BYTES] [--warmup S] [--window S] [--pid PID] [--rounds N | --rounds-each K] [--think MS] [--hold]";
     let addr = args.first().filter(|a| !a.starts_with('-')).expect(usage);
     let secs = |name, default: f64| Duration::from_secs_f64(flag_or(&args, name, default));
+    let conns = flag_or(&args, "--conns", 50);
+    let rounds_each: Option<u64> = flag(&args, "--rounds-each").map(|k| k.parse().expect("--rounds-each"));
+    if rounds_each == Some(0) || conns == 0 {
+        eprintln!("loadgen: --conns and --rounds-each need at least 1");
+        std::process::exit(2);
+    }
+    if rounds_each.is_some() && flag(&args, "--rounds").is_some() {
+        eprintln!("loadgen: give --rounds (in all) or --rounds-each (per connection), not both");
+        std::process::exit(2);
+    }
     Options {
         addr: addr.parse().expect("ADDR must be IP:PORT"),
-        conns: flag_or(&args, "--conns", 50),
+        conns,
         len: flag_or(&args, "--len", 64),
         warmup: secs("--warmup", 0.5),
         window: secs("--window", 2.0),
         pid: flag(&args, "--pid").map(|p| p.parse().expect("--pid")),
-        rounds: flag(&args, "--rounds").map(|r| r.parse().expect("--rounds")),
+        // Every connection doing K makes K x conns in all: the same end test serves both.
+        rounds: flag(&args, "--rounds")
+            .map(|r| r.parse().expect("--rounds"))
+            .or(rounds_each.map(|k| k * conns as u64)),
+        rounds_each,
         think: flag(&args, "--think")
             .map(|t| Duration::from_secs_f64(t.parse::<f64>().expect("--think") / 1e3)),
         hold: args.iter().any(|a| a == "--hold"),
@@ -176,7 +200,7 @@ fn connect_all(opts: &Options) -> io::Result<Client> {
         s.set_nonblocking(true)?;
         let fd = s.into_raw_fd();
         ctl(epfd, libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN as u32, i as u64)?;
-        conns.push(Conn { fd, sent: 0, received: 0, sent_at: Instant::now() });
+        conns.push(Conn { fd, sent: 0, received: 0, done: 0, sent_at: Instant::now() });
     }
     Ok(Client { epfd, conns, msg: vec![b'x'; opts.len], scratch: vec![0; 64 * 1024] })
 }
@@ -202,6 +226,7 @@ fn run(opts: &Options, client: &mut Client) -> io::Result<Window> {
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
     let t0 = Instant::now();
     for i in 0..client.conns.len() {
+        client.conns[i].done = 0;
         client.start(i, t0)?;
     }
     // In --rounds mode there is no warm-up and the "window" is the whole run.
@@ -233,8 +258,10 @@ fn run(opts: &Options, client: &mut Client) -> io::Result<Window> {
                     latency.record((now - client.conns[i].sent_at).as_nanos() as u64);
                     done += 1;
                 }
+                client.conns[i].done += 1;
+                let this_one_done = opts.rounds_each.is_some_and(|k| client.conns[i].done >= k);
                 match opts.rounds {
-                    Some(rounds) if started >= rounds => {}
+                    Some(rounds) if started >= rounds || this_one_done => {}
                     _ => {
                         started += 1;
                         let send_at = match opts.think {
@@ -292,7 +319,10 @@ fn main() -> io::Result<()> {
     let mut client = connect_all(&opts)?;
     if opts.hold {
         // One round trip on each connection, so the server has accepted and set up all.
-        run(&Options { rounds: Some(opts.conns as u64), think: None, ..opts }, &mut client)?;
+        run(
+            &Options { rounds: Some(opts.conns as u64), rounds_each: None, think: None, ..opts },
+            &mut client,
+        )?;
         handshake("READY");
     }
     let w = run(&opts, &mut client)?;
