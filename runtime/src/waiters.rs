@@ -35,19 +35,48 @@ struct Entry {
 }
 
 /// The waiters of one source. Lives in a `RefCell` inside `ScheduledIo`.
+///
+/// Small on purpose (40 bytes): the source's readiness and its waiters share one cache line,
+/// which a wake and the next poll both touch. What most sockets never use lives behind
+/// `rest`.
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
-    slots: [Option<Waker>; 3],
+    /// The poll slots of `Read` and `Write`.
+    slots: [Option<Waker>; 2],
+    rest: Option<Box<Rest>>,
+}
+
+/// The `Closed` poll slot and the futures' entries, allocated on first use.
+#[derive(Debug, Default)]
+struct Rest {
+    closed: Option<Waker>,
     /// `None` marks a free place, whose index is in `free`.
     entries: Vec<Option<Entry>>,
     free: Vec<usize>,
 }
 
 impl Waiters {
+    fn rest(&mut self) -> &mut Rest {
+        self.rest.get_or_insert_with(Box::default)
+    }
+
     /// Stores `waker` in the poll slot of `dir`, unless it is already there.
     #[inline]
     pub(crate) fn set_slot(&mut self, dir: Direction, waker: &Waker) {
-        match &mut self.slots[dir.slot()] {
+        let slot = match dir {
+            Direction::Read => &mut self.slots[0],
+            Direction::Write => &mut self.slots[1],
+            Direction::Closed => return self.set_closed_slot(waker),
+        };
+        match slot {
+            Some(w) if w.will_wake(waker) => {}
+            slot => *slot = Some(waker.clone()),
+        }
+    }
+
+    #[cold]
+    fn set_closed_slot(&mut self, waker: &Waker) {
+        match &mut self.rest().closed {
             Some(w) if w.will_wake(waker) => {}
             slot => *slot = Some(waker.clone()),
         }
@@ -56,8 +85,9 @@ impl Waiters {
     /// Stores `waker` in the entry `key` (creating the entry if `key` is `None`) and returns
     /// the entry's index, which the future keeps.
     pub(crate) fn set_entry(&mut self, key: Option<usize>, dir: Direction, waker: &Waker) -> usize {
+        let rest = self.rest();
         if let Some(key) = key {
-            if let Some(Some(entry)) = self.entries.get_mut(key) {
+            if let Some(Some(entry)) = rest.entries.get_mut(key) {
                 match &mut entry.waker {
                     Some(w) if w.will_wake(waker) => {}
                     slot => *slot = Some(waker.clone()),
@@ -66,41 +96,48 @@ impl Waiters {
             }
         }
         let entry = Some(Entry { dir, waker: Some(waker.clone()) });
-        match self.free.pop() {
+        match rest.free.pop() {
             Some(index) => {
-                self.entries[index] = entry;
+                rest.entries[index] = entry;
                 index
             }
             None => {
-                self.entries.push(entry);
-                self.entries.len() - 1
+                rest.entries.push(entry);
+                rest.entries.len() - 1
             }
         }
     }
 
     /// Removes the entry `key`; returns its waker so the caller drops it outside the borrow.
     pub(crate) fn remove(&mut self, key: usize) -> Option<Waker> {
-        let entry = self.entries.get_mut(key)?.take()?;
-        self.free.push(key);
+        let rest = self.rest.as_mut()?;
+        let entry = rest.entries.get_mut(key)?.take()?;
+        rest.free.push(key);
         entry.waker
     }
 
     /// Takes the waker of the poll slot of `dir`.
     #[inline]
     pub(crate) fn take_slot(&mut self, dir: Direction) -> Option<Waker> {
-        self.slots[dir.slot()].take()
+        match dir {
+            Direction::Read => self.slots[0].take(),
+            Direction::Write => self.slots[1].take(),
+            Direction::Closed => self.rest.as_mut()?.closed.take(),
+        }
     }
 
-    /// Whether any future has an entry (a fast check before scanning them).
+    /// Whether anything beyond the `Read` and `Write` slots may hold a waker: the `Closed`
+    /// slot or an entry (a fast check before looking at them).
     #[inline]
-    pub(crate) fn has_entries(&self) -> bool {
-        self.entries.len() > self.free.len()
+    pub(crate) fn has_rest(&self) -> bool {
+        self.rest.is_some()
     }
 
     /// Takes the waker of the first entry at or after `from` that waits in `dir`, with the
     /// index to continue from. The caller wakes it outside the borrow, then asks again.
     pub(crate) fn take_entry(&mut self, dir: Direction, from: usize) -> Option<(Waker, usize)> {
-        self.entries.iter_mut().enumerate().skip(from).find_map(|(index, entry)| match entry {
+        let rest = self.rest.as_mut()?;
+        rest.entries.iter_mut().enumerate().skip(from).find_map(|(index, entry)| match entry {
             Some(Entry { dir: d, waker }) if *d == dir => waker.take().map(|w| (w, index + 1)),
             _ => None,
         })
@@ -108,14 +145,24 @@ impl Waiters {
 
     /// How many wakers are stored, in slots and entries (for tests and the trace).
     pub(crate) fn waiting(&self, dir: Direction) -> usize {
-        let slot = usize::from(self.slots[dir.slot()].is_some());
-        let entries = self.entries.iter().flatten().filter(|e| e.dir == dir && e.waker.is_some()).count();
-        slot + entries
+        let slot = match dir {
+            Direction::Read => self.slots[0].is_some(),
+            Direction::Write => self.slots[1].is_some(),
+            Direction::Closed => self.rest.as_ref().is_some_and(|r| r.closed.is_some()),
+        };
+        let entries = self.rest.as_ref().map_or(0, |rest| {
+            rest.entries.iter().flatten().filter(|e| e.dir == dir && e.waker.is_some()).count()
+        });
+        usize::from(slot) + entries
     }
 
     /// How many places are taken: filled slots plus live entries, woken or not (for tests:
     /// a given-up wait must leave this unchanged).
     pub(crate) fn len(&self) -> usize {
-        self.slots.iter().flatten().count() + self.entries.len() - self.free.len()
+        let rest = self
+            .rest
+            .as_ref()
+            .map_or(0, |r| usize::from(r.closed.is_some()) + r.entries.len() - r.free.len());
+        self.slots.iter().flatten().count() + rest
     }
 }

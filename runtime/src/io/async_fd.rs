@@ -240,12 +240,8 @@ impl<T: AsFd> Async<T> {
         if dir == Direction::Closed {
             closed_is_not_an_operation();
         }
-        let mut ready = |cx: &mut Context<'_>| match waiter.as_deref_mut() {
-            Some(waiter) => waiter.poll_ready(cx),
-            None => self.source.poll_ready(cx, dir),
-        };
         // Readiness first: a task that parks spends no budget (and no TLS access on it).
-        if ready(cx).is_pending() {
+        if self.ready_or_park(cx, dir, &mut waiter).is_pending() {
             self.check_runtime();
             return Poll::Pending;
         }
@@ -254,7 +250,7 @@ impl<T: AsFd> Async<T> {
             match op(self.get_ref()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.source.clear(dir);
-                    if ready(cx).is_pending() {
+                    if self.ready_or_park(cx, dir, &mut waiter).is_pending() {
                         coop::refund(); // only completed operations count
                         self.check_runtime();
                         return Poll::Pending;
@@ -263,6 +259,21 @@ impl<T: AsFd> Async<T> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 res => return Poll::Ready(res),
             }
+        }
+    }
+
+    /// Ready in `dir`, or the task's waker stored (in the poll slot, or in the future's own
+    /// entry) and `Pending`.
+    #[inline(always)]
+    fn ready_or_park(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        waiter: &mut Option<&mut Waiter<'_>>,
+    ) -> Poll<()> {
+        match waiter.as_deref_mut() {
+            Some(waiter) => waiter.poll_ready(cx),
+            None => self.source.poll_ready(cx, dir),
         }
     }
 

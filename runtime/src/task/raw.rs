@@ -3,17 +3,21 @@
 //!
 //! ```text
 //!  Box<RawTask<F>>, #[repr(C)]
-//!  ┌─ Header (any thread) ───────────────────────────────────────┐ ◄── Waker data pointer,
+//!  ┌─ Header (any thread), 32 bytes ─────────────────────────────┐ ◄── Waker data pointer,
 //!  │ state: AtomicUsize   flags + reference count (state.rs)     │     TaskRef, JoinHandle,
 //!  │ vtable: &'static Vtable   poll / shutdown / join / free, for F   run-queue link
 //!  │ next: Cell<*const Header> the intrusive run-queue link      │
 //!  │ remote: Arc<Remote>       where a wake from another thread goes
-//!  ├─ Trailer (runtime thread) ──────────────────────────────────┤
-//!  │ join_waker, key in the executor's task list, TaskInfo       │
 //!  ├─ Stage<F> (runtime thread) ─────────────────────────────────┤
 //!  │ Running(F) | Finished(Result<F::Output, JoinError>) | Consumed
+//!  ├─ Trailer (runtime thread; found through vtable.trailer) ────┤
+//!  │ join_waker, key in the executor's task list, TaskInfo       │
 //!  └─────────────────────────────────────────────────────────────┘
 //! ```
+//!
+//! The order is for the cache: a wake and a poll touch the header and the start of the
+//! future, which share the allocation's first cache line; the trailer, which the hot path
+//! never reads, comes last.
 //!
 //! A `Waker` is a `RawWaker` whose data pointer is the header and whose vtable is
 //! [`WAKER_VTABLE`]: waking is one `fetch_or` on `state` and, if that queued the task, a
@@ -66,6 +70,9 @@ pub(crate) struct Header {
     remote: Arc<Remote>,
 }
 
+// The header is the first half of the allocation's first cache line (see the top).
+const _: () = assert!(std::mem::size_of::<Header>() == 32);
+
 /// What the runtime thread keeps about a task besides its future (invariant 2).
 #[repr(C)]
 struct Trailer {
@@ -76,17 +83,12 @@ struct Trailer {
     info: TaskInfo,
 }
 
-/// The fixed-layout start of every task: the trailer's offset does not depend on `F`.
-#[repr(C)]
-struct Prefix {
-    header: Header,
-    trailer: Trailer,
-}
-
-#[repr(C)]
+/// Aligned to a cache line, so that the header never straddles two (see the top).
+#[repr(C, align(64))]
 struct RawTask<F: Future> {
-    prefix: Prefix,
+    header: Header,
     stage: UnsafeCell<Stage<F>>,
+    trailer: Trailer,
 }
 
 enum Stage<F: Future> {
@@ -107,6 +109,8 @@ struct Vtable {
     drop_output: unsafe fn(NonNull<Header>),
     /// Frees the allocation (the last reference is gone).
     dealloc: unsafe fn(NonNull<Header>),
+    /// Where the trailer is, from the header (it follows the stage, whose size is `F`'s).
+    trailer: usize,
 }
 
 /// An owned reference to a task (invariant 1), type-erased. What the run queues, the
@@ -124,10 +128,10 @@ impl TaskRef {
         unsafe { self.0.as_ref() }
     }
 
-    fn prefix(&self) -> &Prefix {
-        // SAFETY: every task starts with a `Prefix` (`#[repr(C)]`, first field), alive by
-        // invariant 1.
-        unsafe { self.0.cast::<Prefix>().as_ref() }
+    fn trailer(&self) -> &Trailer {
+        // SAFETY: the vtable's offset locates the trailer of this task's `RawTask<F>`, alive
+        // by invariant 1.
+        unsafe { self.0.byte_add(self.header().vtable.trailer).cast::<Trailer>().as_ref() }
     }
 
     /// Another reference to the same task.
@@ -138,12 +142,12 @@ impl TaskRef {
 
     /// The task's id, origin and name. Runtime thread only (invariant 2).
     pub(crate) fn info(&self) -> &TaskInfo {
-        &self.prefix().trailer.info
+        &self.trailer().info
     }
 
     /// The task's key in the executor's task list.
     pub(crate) fn key(&self) -> u64 {
-        self.prefix().trailer.key
+        self.trailer().key
     }
 
     /// Whether the future is gone.
@@ -343,16 +347,14 @@ where
     F::Output: 'static,
 {
     let task = Box::new(RawTask {
-        prefix: Prefix {
-            header: Header {
-                state: State::new(3),
-                vtable: &RawTask::<F>::VTABLE,
-                next: Cell::new(ptr::null()),
-                remote,
-            },
-            trailer: Trailer { join_waker: Cell::new(None), key, info },
+        header: Header {
+            state: State::new(3),
+            vtable: &RawTask::<F>::VTABLE,
+            next: Cell::new(ptr::null()),
+            remote,
         },
         stage: UnsafeCell::new(Stage::Running(future)),
+        trailer: Trailer { join_waker: Cell::new(None), key, info },
     });
     let ptr = NonNull::from(Box::leak(task)).cast::<Header>();
     let handle = JoinHandle { task: TaskRef(ptr), _output: PhantomData };
@@ -366,6 +368,7 @@ impl<F: Future> RawTask<F> {
         poll_join: Self::poll_join,
         drop_output: Self::drop_output,
         dealloc: Self::dealloc,
+        trailer: std::mem::offset_of!(RawTask<F>, trailer),
     };
 
     /// # Safety
@@ -377,7 +380,7 @@ impl<F: Future> RawTask<F> {
     }
 
     fn state(&self) -> &State {
-        &self.prefix.header.state
+        &self.header.state
     }
 
     unsafe fn poll(ptr: NonNull<Header>) -> bool {
@@ -436,7 +439,7 @@ impl<F: Future> RawTask<F> {
             let _ = catch_unwind(AssertUnwindSafe(move || drop(result)));
         }
         self.state().complete();
-        if let Some(waker) = self.prefix.trailer.join_waker.take() {
+        if let Some(waker) = self.trailer.join_waker.take() {
             waker.wake();
         }
     }
@@ -455,7 +458,7 @@ impl<F: Future> RawTask<F> {
             }
             return;
         }
-        let join_waker = &task.prefix.trailer.join_waker;
+        let join_waker = &task.trailer.join_waker;
         match join_waker.take() {
             Some(w) if w.will_wake(cx.waker()) => join_waker.set(Some(w)),
             _ => join_waker.set(Some(cx.waker().clone())),
