@@ -3,9 +3,9 @@
 //! ```text
 //!            ┌──────────────────────────────────────────────────────────────┐
 //!            ▼                                                              │
-//!   0. poll the `block_on` future, if it was woken                        │
 //!   1. pop a task from the run queue, poll it (at most                      │
-//!      MAX_POLLS_BETWEEN_IO of them)                                        │
+//!      MAX_POLLS_BETWEEN_IO of them; the `block_on` future takes its turn   │
+//!      through a stand-in task, `MainTask`)                                 │
 //!   2. epoll_wait: timeout 0 if tasks are still queued, else sleep          │
 //!      until an fd is ready or another thread rings the eventfd             │
 //!   3. readiness ──► wakers ──► tasks pushed onto the run queue ────────────┘

@@ -9,7 +9,7 @@
 //! | `sys`        | the only code that calls libc: epoll, eventfd, sockets                |
 //! | `reactor`    | one epoll instance; turns events into wakes of the waiting tasks      |
 //! | `waiters`    | the tasks waiting on one fd; a wait given up leaves the list at once  |
-//! | `task`       | a spawned future, its `Waker`, its [`JoinHandle`]                     |
+//! | `task`       | one allocation per task, its `Waker` vtable, [`JoinHandle`]           |
 //! | `loom`       | the cross-thread wake protocol's atomics, swappable for loom's models |
 //! | `executor`   | the message loop: run ready tasks, then `epoll_wait`, repeat          |
 //! | `handle`     | [`Handle`]: spawning from other threads; the spawner traits           |

@@ -1,8 +1,9 @@
 //! The pieces of the cross-thread wake protocol, swappable for [loom]'s models.
 //!
-//! A wake from another thread touches three shared things: the task's `scheduled` flag
-//! (`task.rs`), the runtime's queue of remote wakes and its `notified` flag, and the eventfd
-//! that interrupts `epoll_wait` (`executor.rs`, `Remote`). Built normally, this module just
+//! A wake from another thread touches three shared things: the task's state word, with its
+//! `SCHEDULED` bit and reference count (`task/state.rs`), the runtime's queue of remote wakes
+//! and its `notified` flag, and the eventfd that interrupts `epoll_wait` (`executor.rs`,
+//! `Remote`). The models drive the real state word and `TaskRef`. Built normally, this module just
 //! re-exports std's atomics, crossbeam's queue and the real eventfd. Built with `--cfg loom`
 //! (as `.ci/run` does), they become loom's atomics, a loom mutex around a `VecDeque`, and an
 //! eventfd that also records its rings in a loom atomic, and the models at the end of this

@@ -1,9 +1,10 @@
-//! A slab with generations: stable `u64` keys for tasks and I/O sources.
+//! A slab with generations: stable `u64` keys for the executor's task list and the waiters
+//! of a `Shutdown`.
 //!
 //! A key packs the slot index (low 32 bits) with the slot's generation (high 32 bits). When a
-//! value is removed its slot's generation is bumped, so an old key, say one still sitting in
-//! an `epoll_event` for a closed fd whose number was reused, or in a waker of a finished task,
-//! finds nothing instead of the slot's new occupant.
+//! value is removed its slot's generation is bumped, so an old key, say a `Shutdown` waiter's
+//! that `trigger` already drained, finds nothing instead of the slot's new occupant. (Epoll
+//! tokens and wakers no longer use keys: they are pointers, see `reactor.rs` and `task/`.)
 //!
 //! ```text
 //!   key: | generation (32) | index (32) |
