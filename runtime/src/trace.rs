@@ -16,7 +16,7 @@
 //! ```text
 //! mini +   2.114ms epoll_wait timeout=none
 //! mini +  15.902ms epoll_wait -> 1 event after 13.788ms
-//! mini +  15.904ms   event token=0:1 fd=7 IN
+//! mini +  15.904ms   event token=0x55d4c1a3e040 fd=7 IN
 //! mini +  15.905ms     wake task 2 "conn-127.0.0.1:50112" (reactor)
 //! mini +  15.911ms poll task 2 "conn-127.0.0.1:50112" -> Pending in 6.2µs
 //! ```
@@ -262,15 +262,15 @@ impl Tracer {
     }
 
     pub(crate) fn event(&self, token: u64, fd: RawFd, flags: u32, waiters: usize) {
-        let (index, generation) = (token & 0xffff_ffff, token >> 32);
+        // The token is the address of the fd's source (see reactor.rs).
         let s = if waiters == 1 { "" } else { "s" };
         self.line(format_args!(
-            "  event token={generation}:{index} fd={fd} {} -> {waiters} waiting task{s}",
+            "  event token={token:#x} fd={fd} {} -> {waiters} waiting task{s}",
             Flags(flags)
         ));
         if self.is_chrome() {
             let args =
-                format!("\"fd\":{fd},\"readiness\":\"{}\",\"token\":\"{generation}:{index}\"", Flags(flags));
+                format!("\"fd\":{fd},\"readiness\":\"{}\",\"token\":\"{token:#x}\"", Flags(flags));
             self.chrome_instant(LOOP_TRACK, &format!("fd {fd} {}", Flags(flags)), &args);
         }
     }
