@@ -67,6 +67,9 @@ pub(crate) struct Timers {
     /// Which runtime's timers these are: what a [`Sleep`] keeps instead of a pointer.
     id: u64,
     map: RefCell<BTreeMap<Key, Waker>>,
+    /// The map's earliest deadline, kept beside it: the loop asks for it twice per turn, and
+    /// a `Cell` read is cheaper than a borrow and a walk to the tree's first leaf.
+    next: Cell<Option<Instant>>,
     /// Tells apart timers with the same deadline; u64 never wraps in practice.
     next_seq: Cell<u64>,
 }
@@ -75,7 +78,7 @@ impl Default for Timers {
     fn default() -> Timers {
         // Relaxed: the id only has to be unique, it orders nothing.
         let id = NEXT_TIMERS_ID.fetch_add(1, Ordering::Relaxed);
-        Timers { id, map: RefCell::default(), next_seq: Cell::new(0) }
+        Timers { id, map: RefCell::default(), next: Cell::new(None), next_seq: Cell::new(0) }
     }
 }
 
@@ -91,8 +94,14 @@ impl Timers {
     }
 
     /// The earliest deadline, which bounds the reactor's wait.
+    #[inline]
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.map.borrow().first_key_value().map(|(key, _)| key.0)
+        self.next.get()
+    }
+
+    /// Brings `next` up to date after the map lost its first entry.
+    fn refresh_next(&self, map: &BTreeMap<Key, Waker>) {
+        self.next.set(map.first_key_value().map(|(key, _)| key.0));
     }
 
     /// Removes every timer due at `now` and moves it (deadline, waker) into `wake`.
@@ -105,12 +114,16 @@ impl Timers {
             let deadline = entry.key().0;
             wake.push((deadline, entry.remove()));
         }
+        self.refresh_next(&map);
     }
 
     fn insert(&self, deadline: Instant, waker: Waker) -> Key {
         let key = (deadline, self.next_seq.get());
         self.next_seq.set(key.1 + 1);
         self.map.borrow_mut().insert(key, waker);
+        if self.next.get().map_or(true, |next| deadline < next) {
+            self.next.set(Some(deadline));
+        }
         key
     }
 
@@ -130,7 +143,12 @@ impl Timers {
     /// Removes a pending timer and returns its waker, for the caller to drop outside every
     /// borrow (a waker's drop is user code).
     fn remove(&self, key: Key) -> Option<Waker> {
-        self.map.borrow_mut().remove(&key)
+        let mut map = self.map.borrow_mut();
+        let waker = map.remove(&key);
+        if waker.is_some() && self.next.get() == Some(key.0) {
+            self.refresh_next(&map);
+        }
+        waker
     }
 }
 

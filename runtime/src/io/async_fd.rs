@@ -335,6 +335,7 @@ impl Async<std::net::TcpStream> {
     /// shortcut for good on a socket once it has reported urgent data (EPOLLPRI). Wrong for
     /// Unix streams (a read stops at a message carrying fds), ttys, or pipes read by
     /// several processes, which is why it exists only on `Async<TcpStream>`.
+    #[inline]
     fn note_stream_read(&self, n: usize, len: usize) {
         if n == 0 && len > 0 {
             self.source.mark_read_closed();
