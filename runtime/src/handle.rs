@@ -82,6 +82,12 @@ impl Handle {
         Handle { remote }
     }
 
+    /// Whether both handles reach the same runtime (the unit tests' identity check).
+    #[cfg(test)]
+    pub(crate) fn same_runtime(&self, other: &Handle) -> bool {
+        Arc::ptr_eq(&self.remote, &other.remote)
+    }
+
     /// The handle of the runtime this code runs on: the runtime thread's own, or, inside a
     /// [`spawn_blocking`](crate::spawn_blocking) closure, the runtime that spawned it.
     ///
