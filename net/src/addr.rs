@@ -16,16 +16,13 @@
 //! Only host names go to the pool: a literal address parses in nanoseconds, and a thread hop
 //! would cost microseconds per `connect`.
 //!
-//! [`lookup_host`] and `resolve` work this way, and every socket type's `bind`,
-//! `connect` and `send_to` goes through `resolve`.
+//! [`lookup_host`] and `resolve_async` work this way, and every socket type's `bind`,
+//! `connect` and `send_to` goes through `resolve_async`.
 
-use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
 
-use mini_runtime::{spawn_blocking, JoinHandle};
+use mini_runtime::spawn_blocking;
 
 use self::sealed::{Addrs, Internal, ToSocketAddrsPriv};
 
@@ -85,52 +82,16 @@ pub(crate) mod sealed {
 }
 
 /// Resolves `addr`, looking host names up on the blocking pool: the loop never waits on DNS.
-/// The future fails if the name resolves to no address at all.
-///
-/// Only the sorting (`to_addrs`) is generic. The future is one type for every caller, with a
-/// plain `poll`, so its code (the lookup's `spawn_blocking` included) is compiled once, in
-/// this crate, rather than again in every program that binds or connects (an `async fn`
-/// here would be compiled into each caller: see docs/PERFORMANCE.md, build time).
-pub(crate) fn resolve(addr: impl ToSocketAddrs) -> Resolve {
-    Resolve { step: Step::Sorted(Some(addr.to_addrs(Internal(())))), at_least_one: true }
-}
-
-/// The future of [`resolve`] and [`lookup_host`].
-pub(crate) struct Resolve {
-    step: Step,
-    /// Whether no address at all is an error ([`resolve`]) or an empty answer ([`lookup_host`]).
-    at_least_one: bool,
-}
-
-enum Step {
-    /// Sorted, not yet polled: `None` once taken.
-    Sorted(Option<io::Result<Addrs>>),
-    /// A host name being looked up on the blocking pool.
-    Lookup(JoinHandle<io::Result<Vec<SocketAddr>>>),
-}
-
-impl Future for Resolve {
-    type Output = io::Result<Vec<SocketAddr>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let addrs = loop {
-            match &mut self.step {
-                Step::Sorted(sorted) => match sorted.take().expect("Resolve polled after it completed")? {
-                    Addrs::Ready(addrs) => break addrs,
-                    // Started on the first poll, as an `async fn` would: a future that is
-                    // never polled spawns nothing.
-                    Addrs::Lookup(host, port) => self.step = Step::Lookup(lookup(host, port)),
-                },
-                // The outer `?`: the lookup's task failed (it panicked, or the runtime is
-                // shutting down); the inner one: the lookup itself did.
-                Step::Lookup(job) => break ready!(Pin::new(job).poll(cx))??,
-            }
-        };
-        if self.at_least_one && addrs.is_empty() {
-            return Poll::Ready(Err(no_addresses()));
-        }
-        Poll::Ready(Ok(addrs))
+/// Fails if the name resolves to no address at all.
+pub(crate) async fn resolve_async(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+    let addrs = match addr.to_addrs(Internal(()))? {
+        Addrs::Ready(addrs) => addrs,
+        Addrs::Lookup(host, port) => lookup(host, port).await?,
+    };
+    if addrs.is_empty() {
+        return Err(no_addresses());
     }
+    Ok(addrs)
 }
 
 fn no_addresses() -> io::Error {
@@ -138,10 +99,11 @@ fn no_addresses() -> io::Error {
 }
 
 /// Runs std's resolver for `host:port` on a pool thread.
-fn lookup(host: String, port: u16) -> JoinHandle<io::Result<Vec<SocketAddr>>> {
+async fn lookup(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
     spawn_blocking(move || {
         std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port)).map(Iterator::collect)
     })
+    .await?
 }
 
 /// Looks up the addresses of `host` without blocking the runtime: a host name is resolved
@@ -172,24 +134,27 @@ fn lookup(host: String, port: u16) -> JoinHandle<io::Result<Vec<SocketAddr>>> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub async fn lookup_host(host: impl ToSocketAddrs) -> io::Result<impl Iterator<Item = SocketAddr>> {
-    let sorted = Step::Sorted(Some(host.to_addrs(Internal(()))));
-    Ok(Resolve { step: sorted, at_least_one: false }.await?.into_iter())
+    let addrs = match host.to_addrs(Internal(()))? {
+        Addrs::Ready(addrs) => addrs,
+        Addrs::Lookup(host, port) => lookup(host, port).await?,
+    };
+    Ok(addrs.into_iter())
 }
 
 /// Tries `f` on each address in turn; returns the first success or the last error.
-/// `addrs` comes from [`resolve`], which never gives an empty list.
-pub(crate) fn first_ok<T>(
-    addrs: Vec<SocketAddr>,
-    mut f: impl FnMut(SocketAddr) -> io::Result<T>,
-) -> io::Result<T> {
+pub(crate) async fn try_each<T, F, Fut>(addrs: Vec<SocketAddr>, mut f: F) -> io::Result<T>
+where
+    F: FnMut(SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = io::Result<T>>,
+{
     let mut last_err = None;
     for addr in addrs {
-        match f(addr) {
+        match f(addr).await {
             Ok(v) => return Ok(v),
             Err(e) => last_err = Some(e),
         }
     }
-    Err(last_err.unwrap_or_else(no_addresses))
+    Err(last_err.expect("resolve returns at least one address"))
 }
 
 // --- The impls: literal addresses are `Ready`, host names become a `Lookup`. ---

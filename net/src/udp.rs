@@ -60,17 +60,13 @@ impl UdpSocket {
     ///
     /// Outside a mini runtime.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
-        UdpSocket::bind_addrs(addr::resolve(addr).await?)
-    }
-
-    /// The part of [`bind`](Self::bind) that does not depend on the address type: compiled
-    /// once here rather than in every caller.
-    fn bind_addrs(addrs: Vec<SocketAddr>) -> io::Result<UdpSocket> {
-        addr::first_ok(addrs, |a| {
+        let addrs = addr::resolve_async(addr).await?;
+        addr::try_each(addrs, |a| async move {
             let fd = socket::udp_bind(a)?;
             let io = Async::new_nonblocking(std::net::UdpSocket::from(fd))?;
             Ok(UdpSocket { io })
         })
+        .await
     }
 
     /// Wraps a socket created with std, putting it in non-blocking mode.
@@ -90,13 +86,9 @@ impl UdpSocket {
     /// [`TcpStream::connect`](crate::TcpStream::connect) (and tokio). Once connected, an ICMP
     /// "port unreachable" from the peer shows up as `ConnectionRefused` on a later receive.
     pub async fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
-        self.connect_addrs(addr::resolve(addr).await?)
-    }
-
-    /// The part of [`connect`](Self::connect) that does not depend on the address type.
-    fn connect_addrs(&self, addrs: Vec<SocketAddr>) -> io::Result<()> {
+        let addrs = addr::resolve_async(addr).await?;
         let socket = self.io.get_ref();
-        addr::first_ok(addrs, |a| socket.connect(a))
+        addr::try_each(addrs, |a| async move { socket.connect(a) }).await
     }
 
     /// Sends `buf` as one datagram to `target`, returning the number of bytes sent. If
@@ -107,7 +99,7 @@ impl UdpSocket {
     /// error (`EMSGSIZE`); nothing is ever sent in part.
     pub async fn send_to(&self, buf: &[u8], target: impl ToSocketAddrs) -> io::Result<usize> {
         // A literal address needs no lookup; a host name is looked up on the blocking pool.
-        let target = addr::resolve(target).await?[0];
+        let target = addr::resolve_async(target).await?[0];
         poll_fn(|cx| self.poll_send_to(cx, buf, target)).await
     }
 

@@ -51,13 +51,12 @@ impl TcpListener {
     ///
     /// Outside a mini runtime.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-        TcpListener::bind_addrs(addr::resolve(addr).await?)
-    }
-
-    /// The part of [`bind`](Self::bind) that does not depend on the address type: compiled
-    /// once here rather than in every caller.
-    fn bind_addrs(addrs: Vec<SocketAddr>) -> io::Result<TcpListener> {
-        addr::first_ok(addrs, |a| TcpListener::from_nonblocking_fd(socket::tcp_listen(a, BACKLOG)?))
+        let addrs = addr::resolve_async(addr).await?;
+        addr::try_each(
+            addrs,
+            |a| async move { TcpListener::from_nonblocking_fd(socket::tcp_listen(a, BACKLOG)?) },
+        )
+        .await
     }
 
     /// Wraps a listening socket that is already non-blocking (from `TcpSocket::listen`).

@@ -61,11 +61,7 @@ impl TcpStream {
     ///
     /// Outside a mini runtime.
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-        TcpStream::connect_addrs(addr::resolve(addr).await?).await
-    }
-
-    /// The part of [`connect`](Self::connect) that does not depend on the address type.
-    async fn connect_addrs(addrs: Vec<SocketAddr>) -> io::Result<TcpStream> {
+        let addrs = addr::resolve_async(addr).await?;
         if let [one] = addrs[..] {
             return TcpStream::connect_one(one).await; // the common case: no race to run
         }
