@@ -213,7 +213,10 @@ impl Handle {
 
 /// `futures-task`'s spawner trait, so libraries generic over an executor (futures-util's
 /// `SpawnExt`, and others) accept a mini runtime as is. The task is detached.
+// The spawner-trait impls here are `#[inline]`: each spawns a task type of its own, and in a
+// debug build that code is then compiled only into the programs that use these traits.
 impl Spawn for Handle {
+    #[inline]
     #[track_caller]
     fn spawn_obj(&self, future: FutureObj<'static, ()>) -> Result<(), SpawnError> {
         let spawned_at = Location::caller();
@@ -227,6 +230,7 @@ impl Spawn for Handle {
         self.submit(job).map_err(|_| SpawnError::shutdown())
     }
 
+    #[inline]
     fn status(&self) -> Result<(), SpawnError> {
         if self.remote.is_closed() {
             Err(SpawnError::shutdown())
@@ -303,11 +307,13 @@ impl LocalSpawner {
 }
 
 impl LocalSpawn for LocalSpawner {
+    #[inline]
     #[track_caller]
     fn spawn_local_obj(&self, future: LocalFutureObj<'static, ()>) -> Result<(), SpawnError> {
         self.spawn(future).map(drop)
     }
 
+    #[inline]
     fn status_local(&self) -> Result<(), SpawnError> {
         self.core().map(drop).ok_or_else(SpawnError::shutdown)
     }
@@ -315,11 +321,13 @@ impl LocalSpawn for LocalSpawner {
 
 /// A `Send` future is a local one too.
 impl Spawn for LocalSpawner {
+    #[inline]
     #[track_caller]
     fn spawn_obj(&self, future: FutureObj<'static, ()>) -> Result<(), SpawnError> {
         self.spawn(LocalFutureObj::from(future)).map(drop) // one task type, as above
     }
 
+    #[inline]
     fn status(&self) -> Result<(), SpawnError> {
         self.status_local()
     }

@@ -395,6 +395,7 @@ impl Sleep {
     ///     sleep.await;
     /// });
     /// ```
+    #[inline]
     pub fn reset(&mut self, deadline: Instant) {
         self.cancel();
         self.deadline = deadline;
@@ -547,6 +548,9 @@ pub enum MissedTickBehavior {
     Skip,
 }
 
+// `Interval`'s functions are `#[inline]`: in a debug build they are then compiled only into
+// programs that use intervals (see docs/PERFORMANCE.md, build time).
+
 /// Ticks every `period`, the first tick at once.
 ///
 /// # Panics
@@ -565,6 +569,7 @@ pub enum MissedTickBehavior {
 ///     assert_eq!(second - first, Duration::from_millis(1));
 /// });
 /// ```
+#[inline]
 pub fn interval(period: Duration) -> Interval {
     assert!(!period.is_zero(), "mini::time::interval: the period must be non-zero");
     let now = Instant::now();
@@ -588,6 +593,7 @@ impl Interval {
     }
 
     /// Polls for the next tick (the poll form of [`tick`](Self::tick)).
+    #[inline]
     pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
         ready!(Pin::new(&mut self.sleep).poll(cx));
         let scheduled = self.next;
@@ -625,21 +631,25 @@ impl Interval {
     ///     assert_eq!(iv.tick().await, start + Duration::from_millis(4));
     /// });
     /// ```
+    #[inline]
     pub fn set_missed_tick_behavior(&mut self, behavior: MissedTickBehavior) {
         self.missed = behavior;
     }
 
     /// The current missed-tick behaviour.
+    #[inline]
     pub fn missed_tick_behavior(&self) -> MissedTickBehavior {
         self.missed
     }
 
     /// The period between ticks.
+    #[inline]
     pub fn period(&self) -> Duration {
         self.period
     }
 
     /// Restarts the schedule: the next tick is one period from now.
+    #[inline]
     pub fn reset(&mut self) {
         self.next = deadline_after(self.period);
         self.sleep.reset(self.next);
@@ -672,10 +682,12 @@ impl Interval {
 impl futures_core::Stream for Interval {
     type Item = Instant;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Instant>> {
         self.get_mut().poll_tick(cx).map(Some)
     }
 
+    #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
         (usize::MAX, None) // endless
     }
@@ -683,6 +695,7 @@ impl futures_core::Stream for Interval {
 
 /// Never terminated: an [`Interval`] can be polled in a `select!` loop for ever.
 impl futures_core::FusedStream for Interval {
+    #[inline]
     fn is_terminated(&self) -> bool {
         false
     }
