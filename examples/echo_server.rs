@@ -103,7 +103,11 @@ fn describe(err: &io::Error) -> String {
     };
     let mut chars = text.chars();
     match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
+        Some(first) => {
+            let mut lower: String = first.to_lowercase().collect();
+            lower.push_str(chars.as_str());
+            lower
+        }
         None => text,
     }
 }
@@ -200,6 +204,11 @@ async fn resolve(addr: &str) -> Vec<SocketAddr> {
     }
 }
 
+/// Drops the handles of connections that have finished.
+fn forget_finished(connections: &mut Vec<mini::JoinHandle<()>>) {
+    connections.retain(|c| !c.is_finished());
+}
+
 /// Accepts on `listener` until `stops.stop`, then lets the open connections finish for
 /// `grace` (or until `stops.hurry`). Returns how many connections it accepted. `who` starts
 /// each line it prints ("" with one runtime, "worker 1: " with workers).
@@ -220,7 +229,7 @@ async fn accept_and_drain(listener: TcpListener, opts: &Options, stops: &Stops, 
                 // Forget finished connections now and then (not on every accept: that would
                 // cost O(open connections) each time).
                 if connections.len() >= prune_at {
-                    connections.retain(|c| !c.is_finished());
+                    forget_finished(&mut connections);
                     prune_at = (2 * connections.len()).max(64);
                 }
                 // A name makes MINI_TRACE output and slow-poll warnings read like the program.
@@ -240,7 +249,7 @@ async fn accept_and_drain(listener: TcpListener, opts: &Options, stops: &Stops, 
     }
 
     drop(listener); // stop accepting: new clients are refused from here on
-    connections.retain(|c| !c.is_finished());
+    forget_finished(&mut connections);
     println!("{who}shutting down: {} open connections, grace period {:?}", connections.len(), opts.grace);
     let all_finished = async {
         for c in connections {
@@ -287,7 +296,7 @@ fn reuseport_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
 
 /// Binds one `SO_REUSEPORT` socket per worker on the same address. The first settles the
 /// address (the port, when `ADDR` asks for port 0); the others bind exactly that one.
-fn bind_group(opts: &Options, addrs: &[SocketAddr], n: usize) -> (SocketAddr, Vec<TcpSocket>) {
+fn bind_group(opts: &Options, addrs: &[SocketAddr], n: usize) -> (SocketAddr, Vec<Option<TcpSocket>>) {
     let mut last_err = io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on");
     let first = addrs.iter().find_map(|&addr| reuseport_socket(addr).map_err(|e| last_err = e).ok());
     let Some(first) = first else {
@@ -297,10 +306,11 @@ fn bind_group(opts: &Options, addrs: &[SocketAddr], n: usize) -> (SocketAddr, Ve
         Ok(addr) => addr,
         Err(e) => fail(format_args!("cannot read the listening address: {}", describe(&e))),
     };
-    let mut sockets = vec![first];
+    // Each in an `Option`, for its worker to take out.
+    let mut sockets = vec![Some(first)];
     for _ in 1..n {
         match reuseport_socket(addr) {
-            Ok(socket) => sockets.push(socket),
+            Ok(socket) => sockets.push(Some(socket)),
             Err(e) => {
                 fail(format_args!("cannot listen on {addr} again for another worker: {}", describe(&e)))
             }
@@ -314,7 +324,7 @@ fn with_workers(opts: Options, n: usize) {
     let addrs = mini::block_on(resolve(&opts.addr));
     let (addr, sockets) = bind_group(&opts, &addrs, n);
     // Each worker takes its own socket out (the closure is shared, the sockets are not).
-    let sockets = Mutex::new(sockets.into_iter().map(Some).collect::<Vec<_>>());
+    let sockets = Mutex::new(sockets);
     // Start-up rendezvous: the first line is printed only once every worker listens and
     // worker 0 handles the signals, so a client or a SIGTERM that follows it finds them.
     let ready = Barrier::new(n);
@@ -367,21 +377,24 @@ fn with_workers(opts: Options, n: usize) {
 /// worker panicked (its panic message is already on stderr).
 fn report(results: &[Result<u64, JoinError>]) {
     let mut total = 0;
-    let mut per_worker = Vec::with_capacity(results.len());
+    // Written straight into one String: `Vec<String>::join` alone would add a sizeable share
+    // of this program's compile time (docs/PERFORMANCE.md, build time).
+    let mut per_worker = String::new();
     let mut failed = false;
     for (index, result) in results.iter().enumerate() {
+        let sep = if index == 0 { "" } else { ", " };
         match result {
             Ok(served) => {
                 total += served;
-                per_worker.push(format!("worker {index}: {served}"));
+                per_worker += &format!("{sep}worker {index}: {served}");
             }
             Err(_) => {
                 failed = true;
-                per_worker.push(format!("worker {index}: failed"));
+                per_worker += &format!("{sep}worker {index}: failed");
             }
         }
     }
-    println!("served {total} connections ({})", per_worker.join(", "));
+    println!("served {total} connections ({per_worker})");
     if failed {
         fail("a worker failed (see its panic message above)");
     }

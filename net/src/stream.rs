@@ -36,6 +36,7 @@ macro_rules! stream_io {
         impl $stream {
             /// Shuts down the read side, the write side, or both (`shutdown(2)`). After
             /// `Shutdown::Write` the peer reads end-of-stream but can still send to us.
+            #[inline]
             pub fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()> {
                 self.io.get_ref().shutdown(how)
             }
@@ -82,12 +83,14 @@ macro_rules! stream_io {
 
             /// Reads what is there now, without waiting: `WouldBlock` if nothing is (then
             /// [`readable`](Self::readable) waits for more), `Ok(0)` at end of stream.
+            #[inline]
             pub fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
                 self.io.try_io(mini_runtime::io::Direction::Read, |s| std::io::Read::read(&mut &*s, buf))
             }
 
             /// Writes what fits now, without waiting: `WouldBlock` if the send buffer is full
             /// (then [`writable`](Self::writable) waits for room). Never raises `SIGPIPE`.
+            #[inline]
             pub fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
                 self.io.try_io(mini_runtime::io::Direction::Write, |s| {
                     mini_runtime::socket::send(std::os::fd::AsFd::as_fd(s), buf)
@@ -96,12 +99,14 @@ macro_rules! stream_io {
         }
 
         impl std::os::fd::AsFd for $stream {
+            #[inline]
             fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
                 std::os::fd::AsFd::as_fd(&self.io)
             }
         }
 
         impl std::os::fd::AsRawFd for $stream {
+            #[inline]
             fn as_raw_fd(&self) -> std::os::fd::RawFd {
                 std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(self))
             }
@@ -240,6 +245,7 @@ macro_rules! stream_halves {
         impl OwnedReadHalf {
             #[doc = concat!("Puts the stream back together from the two halves of one [`", stringify!($stream), "::into_split`].")]
             /// Halves of two different streams are handed back in the error.
+            #[inline]
             pub fn reunite(self, other: OwnedWriteHalf) -> Result<$stream, ReuniteError> {
                 if !std::rc::Rc::ptr_eq(&self.0, &other.0) {
                     return Err(ReuniteError(self, other));
@@ -253,6 +259,7 @@ macro_rules! stream_halves {
 
         impl OwnedWriteHalf {
             /// The same as [`OwnedReadHalf::reunite`], from the other side.
+            #[inline]
             pub fn reunite(self, other: OwnedReadHalf) -> Result<$stream, ReuniteError> {
                 other.reunite(self)
             }
@@ -261,12 +268,14 @@ macro_rules! stream_halves {
         impl $stream {
             /// Borrows the stream as a read half and a write half, usable at the same time
             /// (for example by `copy`, or by two futures joined in one task).
+            #[inline]
             pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
                 (ReadHalf(self), WriteHalf(self))
             }
 
             /// Splits the stream into owned halves that can move into different tasks.
             /// Dropping the write half shuts down the write side, as `close` would.
+            #[inline]
             pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
                 let stream = std::rc::Rc::new(self);
                 (OwnedReadHalf(stream.clone()), OwnedWriteHalf(stream, true))
@@ -275,6 +284,7 @@ macro_rules! stream_halves {
 
         impl AsRef<$stream> for OwnedReadHalf {
             /// The stream both halves share, e.g. for `peer_addr` or `peer_closed`.
+            #[inline]
             fn as_ref(&self) -> &$stream {
                 &self.0
             }
@@ -282,6 +292,7 @@ macro_rules! stream_halves {
 
         impl AsRef<$stream> for OwnedWriteHalf {
             /// The stream both halves share, e.g. for `peer_addr` or `peer_closed`.
+            #[inline]
             fn as_ref(&self) -> &$stream {
                 &self.0
             }

@@ -74,6 +74,7 @@ impl UdpSocket {
     /// # Panics
     ///
     /// Outside a mini runtime.
+    #[inline]
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
         Ok(UdpSocket { io: Async::new(socket)? })
     }
@@ -104,6 +105,7 @@ impl UdpSocket {
     }
 
     /// Polls to send `buf` to `target` (the poll form of [`send_to`](Self::send_to)).
+    #[inline]
     pub fn poll_send_to(
         &self,
         cx: &mut Context<'_>,
@@ -124,6 +126,7 @@ impl UdpSocket {
     }
 
     /// Polls for a datagram (the poll form of [`recv_from`](Self::recv_from)).
+    #[inline]
     pub fn poll_recv_from(
         &self,
         cx: &mut Context<'_>,
@@ -139,6 +142,7 @@ impl UdpSocket {
     }
 
     /// Polls to send `buf` to the connected peer (the poll form of [`send`](Self::send)).
+    #[inline]
     pub fn poll_send(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.io.poll_io(cx, Direction::Write, |s| s.send(buf))
     }
@@ -150,22 +154,26 @@ impl UdpSocket {
     }
 
     /// Polls for a datagram from the connected peer (the poll form of [`recv`](Self::recv)).
+    #[inline]
     pub fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         self.io.poll_io(cx, Direction::Read, |s| s.recv(buf))
     }
 
     /// The address the socket is bound to.
+    #[inline]
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
     }
 
     /// The connected peer's address; `NotConnected` before [`connect`](Self::connect).
+    #[inline]
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().peer_addr()
     }
 }
 
 impl AsFd for UdpSocket {
+    #[inline]
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.io.as_fd()
     }

@@ -82,6 +82,12 @@ impl Handle {
         Handle { remote }
     }
 
+    /// Whether both handles reach the same runtime (the unit tests' identity check).
+    #[cfg(test)]
+    pub(crate) fn same_runtime(&self, other: &Handle) -> bool {
+        Arc::ptr_eq(&self.remote, &other.remote)
+    }
+
     /// The handle of the runtime this code runs on: the runtime thread's own, or, inside a
     /// [`spawn_blocking`](crate::spawn_blocking) closure, the runtime that spawned it.
     ///
@@ -207,7 +213,10 @@ impl Handle {
 
 /// `futures-task`'s spawner trait, so libraries generic over an executor (futures-util's
 /// `SpawnExt`, and others) accept a mini runtime as is. The task is detached.
+// The spawner-trait impls here are `#[inline]`: each spawns a task type of its own, and in a
+// debug build that code is then compiled only into the programs that use these traits.
 impl Spawn for Handle {
+    #[inline]
     #[track_caller]
     fn spawn_obj(&self, future: FutureObj<'static, ()>) -> Result<(), SpawnError> {
         let spawned_at = Location::caller();
@@ -221,6 +230,7 @@ impl Spawn for Handle {
         self.submit(job).map_err(|_| SpawnError::shutdown())
     }
 
+    #[inline]
     fn status(&self) -> Result<(), SpawnError> {
         if self.remote.is_closed() {
             Err(SpawnError::shutdown())
@@ -297,11 +307,13 @@ impl LocalSpawner {
 }
 
 impl LocalSpawn for LocalSpawner {
+    #[inline]
     #[track_caller]
     fn spawn_local_obj(&self, future: LocalFutureObj<'static, ()>) -> Result<(), SpawnError> {
         self.spawn(future).map(drop)
     }
 
+    #[inline]
     fn status_local(&self) -> Result<(), SpawnError> {
         self.core().map(drop).ok_or_else(SpawnError::shutdown)
     }
@@ -309,11 +321,13 @@ impl LocalSpawn for LocalSpawner {
 
 /// A `Send` future is a local one too.
 impl Spawn for LocalSpawner {
+    #[inline]
     #[track_caller]
     fn spawn_obj(&self, future: FutureObj<'static, ()>) -> Result<(), SpawnError> {
         self.spawn(LocalFutureObj::from(future)).map(drop) // one task type, as above
     }
 
+    #[inline]
     fn status(&self) -> Result<(), SpawnError> {
         self.status_local()
     }

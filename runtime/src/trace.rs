@@ -269,8 +269,7 @@ impl Tracer {
             Flags(flags)
         ));
         if self.is_chrome() {
-            let args =
-                format!("\"fd\":{fd},\"readiness\":\"{}\",\"token\":\"{token:#x}\"", Flags(flags));
+            let args = format!("\"fd\":{fd},\"readiness\":\"{}\",\"token\":\"{token:#x}\"", Flags(flags));
             self.chrome_instant(LOOP_TRACK, &format!("fd {fd} {}", Flags(flags)), &args);
         }
     }

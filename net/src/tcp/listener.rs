@@ -69,6 +69,7 @@ impl TcpListener {
     /// # Panics
     ///
     /// Outside a mini runtime.
+    #[inline]
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         Ok(TcpListener { io: Async::new(listener)? })
     }
@@ -93,22 +94,26 @@ impl TcpListener {
 
     /// The connections as a `futures_core::Stream` of `io::Result<TcpStream>`: see [`Incoming`].
     /// (`docs/ecosystem.md` shows it with futures-util's `StreamExt`.)
+    #[inline]
     pub fn incoming(&self) -> Incoming<'_, Self> {
         Incoming::new(self)
     }
 
     /// Sets the IP time-to-live of the accepted connections' packets (`IP_TTL`).
+    #[inline]
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.io.get_ref().set_ttl(ttl)
     }
 
     /// The IP time-to-live set with [`set_ttl`](Self::set_ttl).
+    #[inline]
     pub fn ttl(&self) -> io::Result<u32> {
         self.io.get_ref().ttl()
     }
 
     /// Gives the listener back as a std one, deregistered from the reactor and still in
     /// non-blocking mode.
+    #[inline]
     pub fn into_std(self) -> io::Result<std::net::TcpListener> {
         self.io.into_inner()
     }
@@ -120,12 +125,14 @@ impl TcpListener {
 }
 
 impl std::os::fd::AsFd for TcpListener {
+    #[inline]
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.io.as_fd()
     }
 }
 
 impl std::os::fd::AsRawFd for TcpListener {
+    #[inline]
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.io.as_fd().as_raw_fd()
     }

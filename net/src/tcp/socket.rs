@@ -62,114 +62,136 @@ impl TcpSocket {
     }
 
     /// `SO_REUSEADDR`: bind a port whose old connections are still in `TIME_WAIT`.
+    #[inline]
     pub fn set_reuseaddr(&self, reuse: bool) -> io::Result<()> {
         self.set(SockOpt::ReuseAddr, i32::from(reuse))
     }
 
     /// Whether `SO_REUSEADDR` is set.
+    #[inline]
     pub fn reuseaddr(&self) -> io::Result<bool> {
         Ok(self.get(SockOpt::ReuseAddr)? != 0)
     }
 
     /// `SO_REUSEPORT`: several sockets (of this process's threads, or of other processes of
     /// the same user) may bind the same address; the kernel balances new connections.
+    #[inline]
     pub fn set_reuseport(&self, reuse: bool) -> io::Result<()> {
         self.set(SockOpt::ReusePort, i32::from(reuse))
     }
 
     /// Whether `SO_REUSEPORT` is set.
+    #[inline]
     pub fn reuseport(&self) -> io::Result<bool> {
         Ok(self.get(SockOpt::ReusePort)? != 0)
     }
 
     /// `TCP_NODELAY`: send small writes at once instead of coalescing them (Nagle).
+    #[inline]
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.set(SockOpt::NoDelay, i32::from(nodelay))
     }
 
     /// Whether `TCP_NODELAY` is set.
+    #[inline]
     pub fn nodelay(&self) -> io::Result<bool> {
         Ok(self.get(SockOpt::NoDelay)? != 0)
     }
 
     /// `SO_KEEPALIVE`: probe the peer when the connection has been idle.
+    #[inline]
     pub fn set_keepalive(&self, keepalive: bool) -> io::Result<()> {
         self.set(SockOpt::KeepAlive, i32::from(keepalive))
     }
 
     /// Whether keepalive probes are on.
+    #[inline]
     pub fn keepalive(&self) -> io::Result<bool> {
         Ok(self.get(SockOpt::KeepAlive)? != 0)
     }
 
     /// `TCP_KEEPIDLE`: idle time before the first probe (whole seconds, at least 1).
+    #[inline]
     pub fn set_keepalive_idle(&self, idle: Duration) -> io::Result<()> {
         self.set(SockOpt::KeepIdle, whole_seconds(idle)?)
     }
 
     /// The idle time before the first probe.
+    #[inline]
     pub fn keepalive_idle(&self) -> io::Result<Duration> {
         Ok(Duration::from_secs(self.get(SockOpt::KeepIdle)?.max(0) as u64))
     }
 
     /// `TCP_KEEPINTVL`: time between probes (whole seconds, at least 1).
+    #[inline]
     pub fn set_keepalive_interval(&self, interval: Duration) -> io::Result<()> {
         self.set(SockOpt::KeepInterval, whole_seconds(interval)?)
     }
 
     /// The time between probes.
+    #[inline]
     pub fn keepalive_interval(&self) -> io::Result<Duration> {
         Ok(Duration::from_secs(self.get(SockOpt::KeepInterval)?.max(0) as u64))
     }
 
     /// `TCP_KEEPCNT`: unanswered probes before the connection is dropped.
+    #[inline]
     pub fn set_keepalive_retries(&self, retries: u32) -> io::Result<()> {
         self.set(SockOpt::KeepCount, i32::try_from(retries).map_err(|_| invalid("too many retries"))?)
     }
 
     /// Unanswered probes before the connection is dropped.
+    #[inline]
     pub fn keepalive_retries(&self) -> io::Result<u32> {
         Ok(self.get(SockOpt::KeepCount)?.max(0) as u32)
     }
 
     /// `SO_LINGER` (see [`TcpStream::set_linger`]).
+    #[inline]
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
         socket::set_linger(self.fd.as_fd(), linger)
     }
 
     /// The `SO_LINGER` setting.
+    #[inline]
     pub fn linger(&self) -> io::Result<Option<Duration>> {
         socket::linger(self.fd.as_fd())
     }
 
     /// `SO_SNDBUF`. The kernel doubles the value (for its bookkeeping) and clamps it to
     /// `net.core.wmem_max`; [`send_buffer_size`](Self::send_buffer_size) reads what it kept.
+    #[inline]
     pub fn set_send_buffer_size(&self, size: u32) -> io::Result<()> {
         self.set(SockOpt::SendBuffer, i32::try_from(size).map_err(|_| invalid("buffer size too large"))?)
     }
 
     /// The send buffer size the kernel uses.
+    #[inline]
     pub fn send_buffer_size(&self) -> io::Result<u32> {
         Ok(self.get(SockOpt::SendBuffer)?.max(0) as u32)
     }
 
     /// `SO_RCVBUF`, doubled and clamped likewise (`net.core.rmem_max`).
+    #[inline]
     pub fn set_recv_buffer_size(&self, size: u32) -> io::Result<()> {
         self.set(SockOpt::RecvBuffer, i32::try_from(size).map_err(|_| invalid("buffer size too large"))?)
     }
 
     /// The receive buffer size the kernel uses.
+    #[inline]
     pub fn recv_buffer_size(&self) -> io::Result<u32> {
         Ok(self.get(SockOpt::RecvBuffer)?.max(0) as u32)
     }
 
     /// `IPV6_V6ONLY` (IPv6 sockets only): refuse IPv4-mapped traffic, so that an IPv4
     /// socket can bind the same port.
+    #[inline]
     pub fn set_only_v6(&self, only_v6: bool) -> io::Result<()> {
         self.set(SockOpt::OnlyV6, i32::from(only_v6))
     }
 
     /// Whether `IPV6_V6ONLY` is set.
+    #[inline]
     pub fn only_v6(&self) -> io::Result<bool> {
         Ok(self.get(SockOpt::OnlyV6)? != 0)
     }
@@ -219,12 +241,14 @@ fn whole_seconds(d: Duration) -> io::Result<i32> {
 }
 
 impl AsFd for TcpSocket {
+    #[inline]
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 }
 
 impl AsRawFd for TcpSocket {
+    #[inline]
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }

@@ -119,6 +119,7 @@ impl TcpStream {
     /// # Panics
     ///
     /// Outside a mini runtime.
+    #[inline]
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         Ok(TcpStream { io: Async::new(stream)? })
     }
@@ -147,11 +148,13 @@ impl TcpStream {
     }
 
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
+    #[inline]
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.io.get_ref().set_nodelay(nodelay)
     }
 
     /// Whether `TCP_NODELAY` is set.
+    #[inline]
     pub fn nodelay(&self) -> io::Result<bool> {
         self.io.get_ref().nodelay()
     }
@@ -159,22 +162,26 @@ impl TcpStream {
     /// Sets `SO_LINGER`: `Some(d)` makes dropping the stream wait up to `d` (whole seconds)
     /// for unsent data, and `Some(Duration::ZERO)` resets the connection instead of closing
     /// it gracefully; `None` (the default) closes in the background.
+    #[inline]
     pub fn set_linger(&self, linger: Option<std::time::Duration>) -> io::Result<()> {
         socket::set_linger(self.as_fd(), linger)
     }
 
     /// The `SO_LINGER` setting.
+    #[inline]
     pub fn linger(&self) -> io::Result<Option<std::time::Duration>> {
         socket::linger(self.as_fd())
     }
 
     /// Turns TCP keepalive probes on or off (`SO_KEEPALIVE`); tune them with
     /// [`TcpSocket`](crate::TcpSocket) before connecting.
+    #[inline]
     pub fn set_keepalive(&self, keepalive: bool) -> io::Result<()> {
         socket::set_option(self.as_fd(), socket::SockOpt::KeepAlive, i32::from(keepalive))
     }
 
     /// Whether keepalive probes are on.
+    #[inline]
     pub fn keepalive(&self) -> io::Result<bool> {
         Ok(socket::option(self.as_fd(), socket::SockOpt::KeepAlive)? != 0)
     }
@@ -186,17 +193,20 @@ impl TcpStream {
     }
 
     /// Sets the IP time-to-live of outgoing packets (`IP_TTL`).
+    #[inline]
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.io.get_ref().set_ttl(ttl)
     }
 
     /// The IP time-to-live of outgoing packets.
+    #[inline]
     pub fn ttl(&self) -> io::Result<u32> {
         self.io.get_ref().ttl()
     }
 
     /// Gives the socket back as a std stream, deregistered from the reactor and still in
     /// non-blocking mode (call `set_nonblocking(false)` to use it with blocking calls).
+    #[inline]
     pub fn into_std(self) -> io::Result<std::net::TcpStream> {
         self.io.into_inner()
     }

@@ -65,6 +65,7 @@ impl UnixListener {
     /// # Panics
     ///
     /// Outside a mini runtime.
+    #[inline]
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
         let fd = socket::unix_listen(path.as_ref(), BACKLOG)?;
         Ok(UnixListener { io: Async::new_nonblocking(std::os::unix::net::UnixListener::from(fd))? })
@@ -75,6 +76,7 @@ impl UnixListener {
     /// # Panics
     ///
     /// Outside a mini runtime.
+    #[inline]
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
         Ok(UnixListener { io: Async::new(listener)? })
     }
@@ -90,6 +92,7 @@ impl UnixListener {
     }
 
     /// Polls for a connection (the poll form of [`accept`](Self::accept)).
+    #[inline]
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
         let fd = ready!(accept::poll_accept(&self.io, cx, |l| socket::unix_accept(l.as_fd())))?;
         let stream = UnixStream::from_nonblocking_fd(fd)?;
@@ -101,29 +104,34 @@ impl UnixListener {
 
     /// The connections as a `futures_core::Stream` of `io::Result<UnixStream>`: see [`Incoming`].
     /// (`docs/ecosystem.md` shows it with futures-util's `StreamExt`.)
+    #[inline]
     pub fn incoming(&self) -> Incoming<'_, Self> {
         Incoming::new(self)
     }
 
     /// Gives the listener back as a std one, deregistered from the reactor and still in
     /// non-blocking mode.
+    #[inline]
     pub fn into_std(self) -> io::Result<std::os::unix::net::UnixListener> {
         self.io.into_inner()
     }
 
     /// The address the listener is bound to.
+    #[inline]
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
     }
 }
 
 impl std::os::fd::AsFd for UnixListener {
+    #[inline]
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.io.as_fd()
     }
 }
 
 impl std::os::fd::AsRawFd for UnixListener {
+    #[inline]
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.io.as_fd().as_raw_fd()
     }

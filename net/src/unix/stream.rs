@@ -100,6 +100,7 @@ impl UnixStream {
     /// # Panics
     ///
     /// Outside a mini runtime.
+    #[inline]
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let (a, b) = socket::unix_pair()?;
         Ok((UnixStream::from_nonblocking_fd(a)?, UnixStream::from_nonblocking_fd(b)?))
@@ -114,6 +115,7 @@ impl UnixStream {
     /// # Panics
     ///
     /// Outside a mini runtime.
+    #[inline]
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
         Ok(UnixStream { io: Async::new(stream)? })
     }
@@ -137,18 +139,21 @@ impl UnixStream {
 
     /// Gives the socket back as a std stream, deregistered from the reactor and still in
     /// non-blocking mode (call `set_nonblocking(false)` to use it with blocking calls).
+    #[inline]
     pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
         self.io.into_inner()
     }
 
     /// The remote address (unnamed for a client that did not bind, and for either end of a
     /// [`pair`](Self::pair)).
+    #[inline]
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().peer_addr()
     }
 
     /// The local address (the listener's path on an accepted stream, usually unnamed on a
     /// client).
+    #[inline]
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
     }

@@ -247,8 +247,12 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     })
 }
 
+// The UDP and Unix-socket calls below are `#[inline]`, as their callers in mini-net are: a
+// debug build compiles them only into programs that use those sockets.
+
 /// A non-blocking UDP socket bound to `addr`: `socket(SOCK_DGRAM)`, `bind`. Port 0 picks a
 /// free port.
+#[inline]
 pub fn udp_bind(addr: SocketAddr) -> io::Result<OwnedFd> {
     let fd = new_socket(&addr, libc::SOCK_DGRAM)?;
     let (storage, len) = to_sockaddr(&addr);
@@ -258,6 +262,7 @@ pub fn udp_bind(addr: SocketAddr) -> io::Result<OwnedFd> {
 
 /// A non-blocking Unix stream listener at `path`: `socket(AF_UNIX)`, `bind`, `listen`.
 /// `bind` creates the socket file; an existing file at `path` gives `AddrInUse`.
+#[inline]
 pub fn unix_listen(path: &Path, backlog: i32) -> io::Result<OwnedFd> {
     let (addr, len) = unix_sockaddr(path)?;
     let fd = new_socket_in(libc::AF_UNIX, libc::SOCK_STREAM)?;
@@ -267,6 +272,7 @@ pub fn unix_listen(path: &Path, backlog: i32) -> io::Result<OwnedFd> {
 }
 
 /// A new, unconnected, non-blocking Unix stream socket, for [`unix_connect`].
+#[inline]
 pub fn unix_socket() -> io::Result<OwnedFd> {
     new_socket_in(libc::AF_UNIX, libc::SOCK_STREAM)
 }
@@ -278,6 +284,7 @@ pub fn unix_socket() -> io::Result<OwnedFd> {
 /// listener's backlog is full: the socket stays unconnected, and no readiness event will say
 /// when a slot frees (a blocking connect sleeps on the *listener's* wait queue, which epoll
 /// cannot watch from this socket), so the caller calls this again later.
+#[inline]
 pub fn unix_connect(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
     let (addr, len) = unix_sockaddr(path)?;
     // A non-blocking Unix connect never sleeps in the kernel, so it cannot see EINTR.
@@ -286,6 +293,7 @@ pub fn unix_connect(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
 }
 
 /// A connected pair of non-blocking Unix stream sockets (`socketpair`).
+#[inline]
 pub fn unix_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [-1; 2];
     let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
@@ -298,6 +306,7 @@ pub fn unix_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// not returned: a connecting Unix socket is usually unnamed, and std has no constructor for
 /// its `SocketAddr` from a raw `sockaddr_un` (ask the accepted socket for `peer_addr`).
 /// EINTR is retried; WouldBlock is returned to the caller.
+#[inline]
 pub fn unix_accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     accept_into(listener, None)
 }

@@ -56,12 +56,14 @@ impl SockOpt {
 }
 
 /// `setsockopt` of an integer option.
+#[inline]
 pub fn set_option(fd: BorrowedFd<'_>, opt: SockOpt, value: i32) -> io::Result<()> {
     let (level, name) = opt.level_and_name();
     set_int_option(fd, level, name, value)
 }
 
 /// `getsockopt` of an integer option.
+#[inline]
 pub fn option(fd: BorrowedFd<'_>, opt: SockOpt) -> io::Result<i32> {
     let (level, name) = opt.level_and_name();
     let mut value: libc::c_int = 0;
@@ -72,6 +74,7 @@ pub fn option(fd: BorrowedFd<'_>, opt: SockOpt) -> io::Result<i32> {
 
 /// `SO_LINGER`: `Some(d)` makes `close` wait up to `d` for unsent data (whole seconds;
 /// `Some(0)` resets the connection on close), `None` is the default background close.
+#[inline]
 pub fn set_linger(fd: BorrowedFd<'_>, linger: Option<Duration>) -> io::Result<()> {
     let secs = linger.map_or(0, |d| libc::c_int::try_from(d.as_secs()).unwrap_or(libc::c_int::MAX));
     let value = libc::linger { l_onoff: libc::c_int::from(linger.is_some()), l_linger: secs };
@@ -86,6 +89,7 @@ pub fn set_linger(fd: BorrowedFd<'_>, linger: Option<Duration>) -> io::Result<()
 }
 
 /// The `SO_LINGER` setting (see [`set_linger`]).
+#[inline]
 pub fn linger(fd: BorrowedFd<'_>) -> io::Result<Option<Duration>> {
     let mut value = libc::linger { l_onoff: 0, l_linger: 0 };
     let mut len = mem::size_of::<libc::linger>() as libc::socklen_t;
