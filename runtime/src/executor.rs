@@ -252,6 +252,7 @@ impl Core {
     }
 
     /// The trace's clock: `Instant::now()` around each poll, read only when tracing is on.
+    #[inline]
     fn trace_clock(&self) -> Option<Instant> {
         self.trace.get().map(|_| Instant::now())
     }

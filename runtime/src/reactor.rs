@@ -38,7 +38,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::sys::{ev, Epoll, Event};
@@ -340,7 +340,12 @@ impl ScheduledIo {
             };
             drop(waiters);
             // Woken outside the borrow: a wake may run arbitrary code.
-            [read, write].into_iter().flatten().for_each(Waker::wake);
+            if let Some(waker) = read {
+                waker.wake();
+            }
+            if let Some(waker) = write {
+                waker.wake();
+            }
             return;
         }
         drop(waiters);
