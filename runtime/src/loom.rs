@@ -195,6 +195,29 @@ pub(crate) mod tests {
         });
     }
 
+    /// A wake from another thread racing the runtime's shutdown. A queue entry holds the
+    /// task, and the task holds the `Remote`: an entry left behind after the shutdown
+    /// emptied the queue would keep both alive for good. Whatever the order, the wake's entry
+    /// is dropped, by the shutdown's `close_queue` or by the wake itself when it finds the
+    /// queue closed, and the task is freed. Without the wake's check of `closed`, loom finds
+    /// the order that leaks.
+    #[test]
+    fn loom_a_wake_racing_shutdown_leaves_no_entry_behind() {
+        ::loom::model(|| {
+            let remote = new_remote();
+            let (listed, queued, handle) = task(&remote, std::future::pending::<()>());
+            queued.start_poll(); // the task is parked
+            let waker = queued.waker();
+            let other = ::loom::thread::spawn(move || waker.wake());
+            // The runtime shuts down: cancels the task, drops its references, closes the queue.
+            listed.shutdown();
+            drop((listed, queued, handle));
+            remote.close_queue();
+            other.join().unwrap();
+            assert_eq!(Arc::strong_count(&remote), 1, "a queue entry outlived the shutdown");
+        });
+    }
+
     /// The reference count: the task completes on the runtime thread and its references go,
     /// while another thread wakes and drops its waker. Whatever the order, the allocation
     /// is freed exactly once, by whichever reference is last: then the task's clone of the
