@@ -512,6 +512,12 @@ impl Reactor {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::Arc;
+    use std::task::Wake;
+
     use super::*;
 
     fn source() -> ScheduledIo {
@@ -542,5 +548,72 @@ mod tests {
         }
         io.clear_read_after_short_read();
         assert!(io.is_ready(Direction::Read), "after urgent data a short read proves nothing");
+    }
+
+    fn reactor() -> (Reactor, UnixStream) {
+        let (wake_fd, keep) = UnixStream::pair().unwrap();
+        (Reactor::new(wake_fd.as_fd(), Trace::from_env()).unwrap(), keep)
+    }
+
+    /// Deregistering hands the source to `released`, which keeps it alive until the next
+    /// wait begins (an event already returned may still name it), and not longer: a source
+    /// kept past that is memory that grows with every connection closed.
+    #[test]
+    fn a_deregistered_source_lives_until_the_next_wait_begins() {
+        let (reactor, _keep) = reactor();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let io = reactor.register(a.as_fd()).unwrap();
+        assert_eq!(reactor.source_count(), 1);
+        reactor.deregister(&io, a.as_fd());
+        assert_eq!(reactor.source_count(), 0);
+        assert_eq!(Rc::strong_count(&io), 2, "the reactor keeps it until the next wait begins");
+        reactor.turn(Some(Duration::ZERO)).unwrap();
+        assert_eq!(Rc::strong_count(&io), 1, "a wait has begun since: the reactor let it go");
+    }
+
+    thread_local! {
+        static WAKES: Cell<usize> = const { Cell::new(0) };
+        static ON_FIRST_WAKE: RefCell<Option<Box<dyn FnOnce()>>> = const { RefCell::new(None) };
+    }
+
+    /// Counts its wakes; the first one runs `ON_FIRST_WAKE`, inside the reactor's turn.
+    struct Hook;
+
+    impl Wake for Hook {
+        fn wake(self: Arc<Self>) {
+            WAKES.set(WAKES.get() + 1);
+            if let Some(f) = ON_FIRST_WAKE.take() {
+                f();
+            }
+        }
+    }
+
+    /// `facts::GONE`: one wait returns events for two sources, and the first event's waker
+    /// deregisters both (an `Async` dropped by the woken code). The second event names a
+    /// source that is still allocated (`released`) but gone: it must wake nobody.
+    #[test]
+    fn an_event_for_a_source_deregistered_during_the_turn_wakes_nobody() {
+        let (reactor, _keep) = reactor();
+        let reactor = Rc::new(reactor);
+        let (a0, b0) = UnixStream::pair().unwrap();
+        let (a1, b1) = UnixStream::pair().unwrap();
+        let readers = Rc::new([a0, a1]);
+        let ios: Vec<_> = readers.iter().map(|a| reactor.register(a.as_fd()).unwrap()).collect();
+        let waker = Waker::from(Arc::new(Hook));
+        for io in &ios {
+            io.clear(Direction::Read); // registered optimistically ready: make it wait
+            assert!(io.poll_ready(&mut Context::from_waker(&waker), Direction::Read).is_pending());
+        }
+        let (r, gone, fds) = (reactor.clone(), ios.clone(), readers.clone());
+        ON_FIRST_WAKE.set(Some(Box::new(move || {
+            for (io, fd) in gone.iter().zip(fds.iter()) {
+                r.deregister(io, fd.as_fd());
+            }
+        })));
+        for mut b in [&b0, &b1] {
+            b.write_all(b"x").unwrap();
+        }
+        reactor.turn(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(WAKES.get(), 1, "the second event named a source deregistered by the first's waker");
     }
 }
