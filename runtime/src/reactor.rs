@@ -519,6 +519,7 @@ mod tests {
     use std::task::Wake;
 
     use super::*;
+    use crate::test_util::counting_waker;
 
     fn source() -> ScheduledIo {
         ScheduledIo { fd: -1, readiness: Cell::new(0), facts: Cell::new(0), waiters: RefCell::default() }
@@ -548,6 +549,25 @@ mod tests {
         }
         io.clear_read_after_short_read();
         assert!(io.is_ready(Direction::Read), "after urgent data a short read proves nothing");
+    }
+
+    /// The hot path of `wake` (only the `Read` and `Write` poll slots in use): an event
+    /// wakes the slot of each direction it makes ready and leaves the other one waiting.
+    /// (`tests/reactor.rs` checks the same through futures' entries, the other path.)
+    #[test]
+    fn an_event_wakes_only_the_poll_slot_of_its_own_direction() {
+        let io = source();
+        let (reader, reads) = counting_waker();
+        let (writer, writes) = counting_waker();
+        assert!(io.poll_ready(&mut Context::from_waker(&reader), Direction::Read).is_pending());
+        assert!(io.poll_ready(&mut Context::from_waker(&writer), Direction::Write).is_pending());
+        io.wake(io.set_readiness(ev::OUT));
+        assert_eq!((reads.count(), writes.count()), (0, 1), "OUT wakes the writer only");
+        assert!(io.poll_ready(&mut Context::from_waker(&writer), Direction::Write).is_ready());
+        io.clear(Direction::Write);
+        assert!(io.poll_ready(&mut Context::from_waker(&writer), Direction::Write).is_pending());
+        io.wake(io.set_readiness(ev::IN));
+        assert_eq!((reads.count(), writes.count()), (1, 1), "IN wakes the reader only");
     }
 
     fn reactor() -> (Reactor, UnixStream) {
