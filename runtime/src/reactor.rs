@@ -591,6 +591,23 @@ mod tests {
         assert_eq!(Rc::strong_count(&io), 1, "a wait has begun since: the reactor let it go");
     }
 
+    /// Registration is edge-triggered: a socket that stays writable is reported once, not
+    /// on every turn (level-triggered, each turn would wake its writer again for nothing).
+    #[test]
+    fn a_socket_that_stays_writable_is_reported_once() {
+        let (reactor, _keep) = reactor();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let io = reactor.register(a.as_fd()).unwrap();
+        let (writer, writes) = counting_waker();
+        for turn in 1..=3 {
+            io.clear(Direction::Write); // as a `WouldBlock` would (the buffer is not full)
+            assert!(io.poll_ready(&mut Context::from_waker(&writer), Direction::Write).is_pending());
+            reactor.turn(Some(Duration::ZERO)).unwrap();
+            assert_eq!(writes.count(), 1, "turn {turn}: only the first edge wakes the writer");
+        }
+        reactor.deregister(&io, a.as_fd());
+    }
+
     thread_local! {
         static WAKES: Cell<usize> = const { Cell::new(0) };
         static ON_FIRST_WAKE: RefCell<Option<Box<dyn FnOnce()>>> = const { RefCell::new(None) };
