@@ -887,6 +887,24 @@ mod tests {
         assert_eq!(polls, 2, "the first poll, then the timer's wake: no poll for the stale wake");
     }
 
+    /// Since issue 13 each `block_on` has a stand-in task of its own, so a stale wake can no
+    /// longer poll the next call's future (the test above), only the old stand-in: dropping
+    /// the stand-in must complete it, so that a late wake of the finished `block_on`'s waker
+    /// queues nothing at all.
+    #[test]
+    fn a_finished_block_ons_stand_in_is_complete_and_late_wakes_queue_nothing() {
+        let rt = Runtime::new().unwrap();
+        let main = MainTask::new(&rt.core);
+        let queued = rt.core.run_queue.pop().expect("the stand-in starts out queued");
+        assert!(queued.ptr_eq(&main.0));
+        queued.start_poll(); // as block_on does before it polls its future
+        let (stale, task) = (main.0.waker(), main.0.clone_ref());
+        drop(main);
+        assert!(task.is_complete(), "block_on's end completes its stand-in");
+        stale.wake();
+        assert!(rt.core.remote.queue.is_empty() && rt.core.run_queue.is_empty(), "a late wake queued it");
+    }
+
     /// The slow-poll clock turns ticks into time at the rate it measures: an interval timed
     /// by it and by `Instant` agrees within a factor of two (the check only needs to tell
     /// microsecond polls from 100 ms ones). Busy-waits rather than sleeps, so that the

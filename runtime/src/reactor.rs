@@ -517,7 +517,14 @@ impl Reactor {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::Arc;
+    use std::task::Wake;
+
     use super::*;
+    use crate::test_util::counting_waker;
 
     fn source() -> ScheduledIo {
         ScheduledIo { fd: -1, readiness: Cell::new(0), facts: Cell::new(0), waiters: RefCell::default() }
@@ -547,5 +554,108 @@ mod tests {
         }
         io.clear_read_after_short_read();
         assert!(io.is_ready(Direction::Read), "after urgent data a short read proves nothing");
+    }
+
+    /// The hot path of `wake` (only the `Read` and `Write` poll slots in use): an event
+    /// wakes the slot of each direction it makes ready and leaves the other one waiting.
+    /// (`tests/reactor.rs` checks the same through futures' entries, the other path.)
+    #[test]
+    fn an_event_wakes_only_the_poll_slot_of_its_own_direction() {
+        let io = source();
+        let (reader, reads) = counting_waker();
+        let (writer, writes) = counting_waker();
+        assert!(io.poll_ready(&mut Context::from_waker(&reader), Direction::Read).is_pending());
+        assert!(io.poll_ready(&mut Context::from_waker(&writer), Direction::Write).is_pending());
+        io.wake(io.set_readiness(ev::OUT));
+        assert_eq!((reads.count(), writes.count()), (0, 1), "OUT wakes the writer only");
+        assert!(io.poll_ready(&mut Context::from_waker(&writer), Direction::Write).is_ready());
+        io.clear(Direction::Write);
+        assert!(io.poll_ready(&mut Context::from_waker(&writer), Direction::Write).is_pending());
+        io.wake(io.set_readiness(ev::IN));
+        assert_eq!((reads.count(), writes.count()), (1, 1), "IN wakes the reader only");
+    }
+
+    fn reactor() -> (Reactor, UnixStream) {
+        let (wake_fd, keep) = UnixStream::pair().unwrap();
+        (Reactor::new(wake_fd.as_fd(), Trace::from_env()).unwrap(), keep)
+    }
+
+    /// Deregistering hands the source to `released`, which keeps it alive until the next
+    /// wait begins (an event already returned may still name it), and not longer: a source
+    /// kept past that is memory that grows with every connection closed.
+    #[test]
+    fn a_deregistered_source_lives_until_the_next_wait_begins() {
+        let (reactor, _keep) = reactor();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let io = reactor.register(a.as_fd()).unwrap();
+        assert_eq!(reactor.source_count(), 1);
+        reactor.deregister(&io, a.as_fd());
+        assert_eq!(reactor.source_count(), 0);
+        assert_eq!(Rc::strong_count(&io), 2, "the reactor keeps it until the next wait begins");
+        reactor.turn(Some(Duration::ZERO)).unwrap();
+        assert_eq!(Rc::strong_count(&io), 1, "a wait has begun since: the reactor let it go");
+    }
+
+    /// Registration is edge-triggered: a socket that stays writable is reported once, not
+    /// on every turn (level-triggered, each turn would wake its writer again for nothing).
+    #[test]
+    fn a_socket_that_stays_writable_is_reported_once() {
+        let (reactor, _keep) = reactor();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let io = reactor.register(a.as_fd()).unwrap();
+        let (writer, writes) = counting_waker();
+        for turn in 1..=3 {
+            io.clear(Direction::Write); // as a `WouldBlock` would (the buffer is not full)
+            assert!(io.poll_ready(&mut Context::from_waker(&writer), Direction::Write).is_pending());
+            reactor.turn(Some(Duration::ZERO)).unwrap();
+            assert_eq!(writes.count(), 1, "turn {turn}: only the first edge wakes the writer");
+        }
+        reactor.deregister(&io, a.as_fd());
+    }
+
+    thread_local! {
+        static WAKES: Cell<usize> = const { Cell::new(0) };
+        static ON_FIRST_WAKE: RefCell<Option<Box<dyn FnOnce()>>> = const { RefCell::new(None) };
+    }
+
+    /// Counts its wakes; the first one runs `ON_FIRST_WAKE`, inside the reactor's turn.
+    struct Hook;
+
+    impl Wake for Hook {
+        fn wake(self: Arc<Self>) {
+            WAKES.set(WAKES.get() + 1);
+            if let Some(f) = ON_FIRST_WAKE.take() {
+                f();
+            }
+        }
+    }
+
+    /// `facts::GONE`: one wait returns events for two sources, and the first event's waker
+    /// deregisters both (an `Async` dropped by the woken code). The second event names a
+    /// source that is still allocated (`released`) but gone: it must wake nobody.
+    #[test]
+    fn an_event_for_a_source_deregistered_during_the_turn_wakes_nobody() {
+        let (reactor, _keep) = reactor();
+        let reactor = Rc::new(reactor);
+        let (a0, b0) = UnixStream::pair().unwrap();
+        let (a1, b1) = UnixStream::pair().unwrap();
+        let readers = Rc::new([a0, a1]);
+        let ios: Vec<_> = readers.iter().map(|a| reactor.register(a.as_fd()).unwrap()).collect();
+        let waker = Waker::from(Arc::new(Hook));
+        for io in &ios {
+            io.clear(Direction::Read); // registered optimistically ready: make it wait
+            assert!(io.poll_ready(&mut Context::from_waker(&waker), Direction::Read).is_pending());
+        }
+        let (r, gone, fds) = (reactor.clone(), ios.clone(), readers.clone());
+        ON_FIRST_WAKE.set(Some(Box::new(move || {
+            for (io, fd) in gone.iter().zip(fds.iter()) {
+                r.deregister(io, fd.as_fd());
+            }
+        })));
+        for mut b in [&b0, &b1] {
+            b.write_all(b"x").unwrap();
+        }
+        reactor.turn(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(WAKES.get(), 1, "the second event named a source deregistered by the first's waker");
     }
 }

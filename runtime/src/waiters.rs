@@ -166,3 +166,26 @@ impl Waiters {
         self.slots.iter().flatten().count() + rest
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Waiters;
+    use crate::reactor::Direction;
+    use crate::test_util::counting_waker;
+
+    /// A poll slot is overwritten by each poll, in every direction (the `Closed` slot lives
+    /// apart, behind `rest`): the task that polled last is the one waiting.
+    #[test]
+    fn every_poll_slot_keeps_the_last_pollers_waker() {
+        for dir in [Direction::Read, Direction::Write, Direction::Closed] {
+            let mut waiters = Waiters::default();
+            let (first, first_wakes) = counting_waker();
+            let (second, second_wakes) = counting_waker();
+            waiters.set_slot(dir, &first);
+            waiters.set_slot(dir, &second);
+            waiters.take_slot(dir).expect("a waker is stored").wake();
+            assert_eq!((first_wakes.count(), second_wakes.count()), (0, 1), "{dir:?}");
+            assert!(waiters.take_slot(dir).is_none(), "{dir:?}: taken once");
+        }
+    }
+}

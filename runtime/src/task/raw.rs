@@ -545,3 +545,105 @@ impl<T> Drop for JoinHandle<T> {
         // `task` drops the handle's reference.
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::future::{pending, poll_fn};
+    use std::rc::Rc;
+    use std::sync::{mpsc, Arc};
+    use std::task::Poll;
+
+    use crate::executor::Remote;
+    use crate::Runtime;
+
+    /// The runtime's `Remote`. Every task's header holds a clone of it (and the runtime one),
+    /// so once the runtime is dropped the count says how many task allocations are left.
+    fn remote() -> Arc<Remote> {
+        crate::context::with_current(|core| core.remote.clone()).expect("inside a runtime")
+    }
+
+    /// Invariant 1: whichever way a task ends and whoever holds its last reference (the
+    /// handle, a waker on another thread, the run queue, the remote queue, the task list at
+    /// shutdown), the allocation is freed. A leaked task is invisible from outside (its
+    /// future and output are dropped on time regardless), so the test counts the `Remote`
+    /// clones the headers hold.
+    #[test]
+    fn every_task_is_freed_however_it_ends_and_whoever_drops_it_last() {
+        let rt = Runtime::new().unwrap();
+        let remote = rt.block_on(async {
+            assert_eq!(crate::spawn(async { 1 }).await.unwrap(), 1, "awaited");
+            drop(crate::spawn(async { 2 })); // detached before it runs
+            let done = crate::spawn(async { String::from("held until the handle goes") });
+            while !done.is_finished() {
+                crate::yield_now().await;
+            }
+            drop(done);
+            let parked = crate::spawn(pending::<()>());
+            crate::yield_now().await;
+            parked.abort();
+            assert!(parked.await.unwrap_err().is_cancelled(), "aborted while parked");
+            // Wakers that outlive the task: woken by reference and by value, cloned and
+            // dropped, the last one woken on another thread.
+            let (tx, rx) = mpsc::channel();
+            let kept = crate::spawn(poll_fn(move |cx| {
+                tx.send(cx.waker().clone()).unwrap();
+                Poll::Ready(())
+            }));
+            kept.await.unwrap();
+            let waker = rx.try_recv().expect("the task ran");
+            waker.wake_by_ref();
+            let clone = waker.clone();
+            clone.wake(); // `wake` by value: the clone's reference is the one it drops
+            drop(waker.clone());
+            std::thread::spawn(move || waker.wake()).join().unwrap();
+            remote()
+        });
+        rt.block_on(async {
+            // Left for the runtime's drop: a task queued on the remote queue by a wake from
+            // another thread, and one queued locally that never ran.
+            let (tx, rx) = mpsc::channel();
+            drop(crate::spawn(poll_fn(move |cx| {
+                let _ = tx.send(cx.waker().clone());
+                Poll::<()>::Pending
+            })));
+            crate::yield_now().await;
+            let waker = rx.try_recv().expect("the task ran and parked");
+            std::thread::spawn(move || waker.wake()).join().unwrap();
+            drop(crate::spawn(pending::<()>()));
+        });
+        drop(rt);
+        assert_eq!(Arc::strong_count(&remote), 1, "a task (or the runtime) was never freed");
+    }
+
+    /// Invariant 3: the output goes with the handle, on the runtime thread, even while
+    /// wakers keep the task's allocation alive (and one of them may be dropped last on
+    /// another thread, where a `!Send` output must not be dropped).
+    #[test]
+    fn dropping_the_handle_of_a_finished_task_drops_its_output_at_once() {
+        struct SetOnDrop(Rc<Cell<bool>>);
+
+        impl Drop for SetOnDrop {
+            fn drop(&mut self) {
+                self.0.set(true);
+            }
+        }
+
+        crate::block_on(async {
+            let dropped = Rc::new(Cell::new(false));
+            let flag = dropped.clone();
+            let (tx, rx) = mpsc::channel();
+            let handle = crate::spawn(poll_fn(move |cx| {
+                tx.send(cx.waker().clone()).unwrap();
+                Poll::Ready(SetOnDrop(flag.clone()))
+            }));
+            while !handle.is_finished() {
+                crate::yield_now().await;
+            }
+            let _waker = rx.try_recv().expect("the task ran"); // keeps the allocation alive
+            assert!(!dropped.get(), "the output waits for its handle");
+            drop(handle);
+            assert!(dropped.get(), "the output is dropped with the handle, not with the last waker");
+        });
+    }
+}
