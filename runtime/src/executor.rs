@@ -267,7 +267,7 @@ impl Core {
         let Some(done) = task.run() else {
             return started; // completed before this wake was processed
         };
-        let ended = self.check_slow_poll(started, Some(task.info()));
+        let ended = self.check_slow_poll(started, Some(&task));
         if let (Some(trace), Some(began), Some(end)) = (self.trace.get(), began, self.trace_clock()) {
             trace.poll(Some(task.info()), began, end, done);
             if done {
@@ -286,7 +286,7 @@ impl Core {
     /// classic mistake of a blocking call inside async code, which stalls every other task.
     /// Returns the poll's end.
     #[inline]
-    fn check_slow_poll(&self, started: u64, task: Option<&TaskInfo>) -> u64 {
+    fn check_slow_poll(&self, started: u64, task: Option<&TaskRef>) -> u64 {
         let now = sys::ticks();
         if now.saturating_sub(started) < self.slow_poll.suspect_ticks {
             return now;
@@ -297,14 +297,15 @@ impl Core {
     /// A poll ran for more ticks than any CPU counts in the threshold: time it properly.
     #[cold]
     #[inline(never)]
-    fn report_slow_poll(&self, started: u64, now: u64, task: Option<&TaskInfo>) -> u64 {
+    fn report_slow_poll(&self, started: u64, now: u64, task: Option<&TaskRef>) -> u64 {
         let took = self.slow_poll.duration(started, now);
         if took < self.slow_poll.threshold {
             return now;
         }
-        let who = match task {
-            Some(task) if task.slow_poll_reported.replace(true) => return now,
-            Some(task) => task.to_string(),
+        // The task's info is looked up here, off the hot path (it sits behind the future).
+        let who = match task.map(TaskRef::info) {
+            Some(info) if info.slow_poll_reported.replace(true) => return now,
+            Some(info) => info.to_string(),
             None if self.main_slow_poll_reported.replace(true) => return now,
             None => "the block_on future".to_string(),
         };
