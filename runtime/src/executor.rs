@@ -234,7 +234,7 @@ impl Core {
     {
         let id = self.next_task_id.get();
         self.next_task_id.set(id + 1);
-        let info = TaskInfo { id, spawned_at, name, slow_poll_reported: Cell::new(false) };
+        let info = TaskInfo::new(id, spawned_at, name);
         let mut tasks = self.tasks.borrow_mut();
         let key = tasks.vacant_key();
         let (listed, queued, handle) = new_task(future, self.remote.clone(), info, key);
@@ -699,12 +699,7 @@ struct MainTask(TaskRef);
 impl MainTask {
     /// Creates the stand-in, queued (the future's first poll).
     fn new(core: &Core) -> MainTask {
-        let info = TaskInfo {
-            id: 0,
-            spawned_at: Location::caller(),
-            name: None,
-            slow_poll_reported: Cell::new(false),
-        };
+        let info = TaskInfo::new(0, Location::caller(), None);
         let (listed, queued, handle) =
             new_task(std::future::pending::<()>(), core.remote.clone(), info, u64::MAX);
         drop(handle);

@@ -130,12 +130,7 @@ pub(crate) mod tests {
         F: std::future::Future + 'static,
         F::Output: 'static,
     {
-        let info = TaskInfo {
-            id: 1,
-            spawned_at: Location::caller(),
-            name: None,
-            slow_poll_reported: Default::default(),
-        };
+        let info = TaskInfo::new(1, Location::caller(), None);
         new_task(future, remote.clone(), info, 0)
     }
 

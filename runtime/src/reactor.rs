@@ -442,14 +442,13 @@ impl Reactor {
         self.sources.set(self.sources.get() - 1);
         io.facts.set(io.facts.get() | facts::GONE);
         match self.epoll.delete(fd) {
-            // Removed, or never there (ENOENT): no wait from now on can name the source.
-            Ok(()) => self.released.borrow_mut().push(io.clone()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => self.released.borrow_mut().push(io.clone()),
-            // Anything else (EBADF: the fd was closed behind its owner's back, which I/O
+            // Anything but ENOENT (EBADF: the fd was closed behind its owner's back, which I/O
             // safety forbids) may leave a registration behind that still names the source, if
             // the file is open elsewhere. Keep the source alive for good (a few dozen bytes)
             // rather than let a later event read freed memory.
-            Err(_) => std::mem::forget(io.clone()),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => std::mem::forget(io.clone()),
+            // Removed, or never there (ENOENT): no wait from now on can name the source.
+            _ => self.released.borrow_mut().push(io.clone()),
         }
     }
 

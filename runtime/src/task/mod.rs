@@ -39,6 +39,12 @@ pub(crate) struct TaskInfo {
     pub(crate) slow_poll_reported: Cell<bool>,
 }
 
+impl TaskInfo {
+    pub(crate) fn new(id: u64, spawned_at: &'static Location<'static>, name: Option<Box<str>>) -> TaskInfo {
+        TaskInfo { id, spawned_at, name, slow_poll_reported: Cell::new(false) }
+    }
+}
+
 impl fmt::Display for TaskInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.name {

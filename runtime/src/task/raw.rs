@@ -218,6 +218,14 @@ impl TaskRef {
         self.header().state.unschedule();
     }
 
+    /// A wake that keeps this reference: queues the task on a reference of its own, unless
+    /// it is already queued (or complete). For `Waker::wake_by_ref` and `JoinHandle::abort`.
+    fn wake_by_ref(&self) {
+        if self.header().state.schedule() {
+            self.clone_ref().schedule(); // the queue's reference
+        }
+    }
+
     /// Gives up ownership of the reference, as a pointer for the intrusive run queue.
     fn into_raw(self) -> *const Header {
         ManuallyDrop::new(self).0.as_ptr()
@@ -321,12 +329,8 @@ unsafe fn wake(ptr: *const ()) {
 }
 
 unsafe fn wake_by_ref(ptr: *const ()) {
-    // SAFETY: the waker owns a reference, alive for this call (invariant 1).
-    let header = unsafe { header_of(ptr).as_ref() };
-    if header.state.schedule() {
-        header.state.ref_inc(); // the queue's reference
-        TaskRef(header_of(ptr)).schedule();
-    }
+    // The waker's reference stays with the waker: borrowed here, not dropped.
+    ManuallyDrop::new(TaskRef(header_of(ptr))).wake_by_ref();
 }
 
 unsafe fn drop_waker(ptr: *const ()) {
@@ -516,9 +520,7 @@ impl<T> JoinHandle<T> {
         let state = &self.task.header().state;
         if state.load() & COMPLETE == 0 {
             state.cancel();
-            if state.schedule() {
-                self.task.clone_ref().schedule();
-            }
+            self.task.wake_by_ref();
         }
     }
 
