@@ -25,8 +25,8 @@
 
 pub use mini_macros::{main, test};
 pub use mini_runtime::{
-    block_on, spawn, spawn_blocking, yield_now, Builder, JoinError, JoinHandle, Runtime, Shutdown, Triggered,
-    Worker, DEFAULT_SLOW_POLL_THRESHOLD,
+    block_on, spawn, spawn_blocking, yield_now, Builder, Driver, JoinError, JoinHandle, Runtime, Shutdown,
+    Triggered, Worker, DEFAULT_SLOW_POLL_THRESHOLD,
 };
 
 /// Async I/O traits, helpers, and [`Async`](io::Async) for any non-blocking fd.
@@ -57,7 +57,7 @@ pub mod task {
 
 /// The runtime itself, and the [`Handle`](runtime::Handle) that reaches it from any thread.
 pub mod runtime {
-    pub use mini_runtime::{Builder, Handle, Runtime, SendJoinHandle, Shutdown, Triggered, Worker};
+    pub use mini_runtime::{Builder, Driver, Handle, Runtime, SendJoinHandle, Shutdown, Triggered, Worker};
 }
 
 /// The README's examples, compiled as doc tests.

@@ -89,7 +89,7 @@ fn out_of_fds_the_server_backs_off_logs_once_and_recovers() {
     for lines in 1.. {
         assert!(lines <= 10_000, "the server spins while out of fds: 10,000 trace lines, waits {waits:?}");
         let line = server.next_trace_line();
-        let Some(timeout) = line.split("epoll_wait timeout=").nth(1).map(str::trim) else { continue };
+        let Some(timeout) = kernel_wait_timeout(&line) else { continue };
         asleep |= timeout != "0ns";
         if asleep {
             waits.push(timeout.to_string());
@@ -321,7 +321,7 @@ fn a_flooding_client_does_not_starve_another() {
     let mut polled_since_epoll = std::collections::HashSet::new();
     while pairs < ROUND_TRIPS {
         let line = server.next_trace_line();
-        if line.contains(" epoll_wait timeout=") {
+        if kernel_wait_timeout(&line).is_some() {
             polled_since_epoll.clear();
         }
         if let Some(task) = line.split(" poll task ").nth(1).and_then(|rest| rest.split(" -> ").next()) {
@@ -577,4 +577,15 @@ fn churn() {
         assert!(rss_growth < 4 << 10, "memory grew by {rss_growth} KiB over {CYCLES} connections");
     }));
     done.unwrap_or_else(|_| panic!("the churn did not finish in {:?}", faults_util::HANG_GUARD));
+}
+
+/// The timeout of a trace line where the loop looks at the kernel: `epoll_wait timeout=..` on
+/// the epoll driver, `io_uring_enter submit=N timeout=..` on io_uring (the suite runs under
+/// both, `MINI_DRIVER`).
+fn kernel_wait_timeout(line: &str) -> Option<&str> {
+    if line.contains("epoll_wait timeout=") || line.contains("io_uring_enter submit=") {
+        line.split(" timeout=").nth(1).map(str::trim)
+    } else {
+        None
+    }
 }

@@ -504,6 +504,10 @@ async fn into_std_gives_working_std_sockets() -> io::Result<()> {
     std_server.set_nonblocking(false)?;
     std_server.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
     client.write_all(b"hi").await?;
+    // The read below blocks this thread, so the bytes must be in the kernel first: on the
+    // io_uring driver a write queues them for the loop's next turn, and `flush` waits for
+    // that (futures-io's contract; a no-op on epoll).
+    client.flush().await?;
     let mut buf = [0; 2];
     std::io::Read::read_exact(&mut std_server, &mut buf)?;
     assert_eq!(&buf, b"hi");

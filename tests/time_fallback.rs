@@ -30,7 +30,7 @@ const STEP: &str = "STEP ";
 /// The child: timers due in less than a millisecond, on the millisecond fallback, with a
 /// marker before each so that the parent can count the waits each one took.
 fn child_sleeps() {
-    let rt = mini::Runtime::new().unwrap();
+    let rt = mini::Builder::new().driver(mini::Driver::Epoll).build().unwrap(); // the epoll driver's fallback
     println!("{rt:?}");
     rt.block_on(async {
         for micros in [1, 300, 999, 1000, 1500] {
@@ -96,7 +96,7 @@ fn forced_fallback_rounds_timeouts_up_instead_of_spinning() {
 #[test]
 fn the_runtime_uses_epoll_pwait2_exactly_when_the_kernel_allows_it() {
     let allowed = probe_epoll_pwait2() == libc::EBADF;
-    let rt = mini::Runtime::new().unwrap();
+    let rt = mini::Builder::new().driver(mini::Driver::Epoll).build().unwrap(); // the epoll driver's fallback
     rt.block_on(timed_waits());
     let debug = format!("{rt:?}");
     assert!(debug.contains(&format!("epoll_pwait2: {allowed}")), "kernel allows it: {allowed}; {debug}");
@@ -160,7 +160,7 @@ fn timers_work_when_seccomp_refuses_epoll_pwait2(errno: i32) {
     let thread = std::thread::spawn(move || {
         let before = probe_epoll_pwait2();
         refuse_epoll_pwait2_on_this_thread(errno);
-        let rt = mini::Runtime::new().unwrap();
+        let rt = mini::Builder::new().driver(mini::Driver::Epoll).build().unwrap(); // the epoll driver's fallback
         rt.block_on(timed_waits());
         done.send((before, probe_epoll_pwait2(), format!("{rt:?}"))).unwrap();
     });

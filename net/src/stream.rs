@@ -41,7 +41,7 @@ macro_rules! stream_io {
             /// `Shutdown::Write` the peer reads end-of-stream but can still send to us.
             #[inline]
             pub fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()> {
-                self.io.get_ref().shutdown(how)
+                self.io.shutdown_stream(how)
             }
 
             // The shared implementation of every write, used by the stream and its halves
@@ -53,9 +53,17 @@ macro_rules! stream_io {
                 cx: &mut std::task::Context<'_>,
                 buf: &[u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                self.io.poll_io(cx, mini_runtime::io::Direction::Write, |s| {
-                    mini_runtime::socket::send(std::os::fd::AsFd::as_fd(s), buf)
-                })
+                self.io.poll_write_stream(cx, buf)
+            }
+
+            /// Ready once written bytes are out of mini's hands: at once on epoll, when the
+            /// send queue is empty on the io_uring driver.
+            #[inline]
+            pub(crate) fn poll_flush_priv(
+                &self,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.io.poll_flush_stream(cx)
             }
 
             pub(crate) fn shutdown_write(&self) -> std::task::Poll<std::io::Result<()>> {
@@ -89,16 +97,14 @@ macro_rules! stream_io {
             /// [`readable`](Self::readable) waits for more), `Ok(0)` at end of stream.
             #[inline]
             pub fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-                self.io.try_io(mini_runtime::io::Direction::Read, |s| std::io::Read::read(&mut &*s, buf))
+                self.io.try_read_stream(buf)
             }
 
             /// Writes what fits now, without waiting: `WouldBlock` if the send buffer is full
             /// (then [`writable`](Self::writable) waits for room). Never raises `SIGPIPE`.
             #[inline]
             pub fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
-                self.io.try_io(mini_runtime::io::Direction::Write, |s| {
-                    mini_runtime::socket::send(std::os::fd::AsFd::as_fd(s), buf)
-                })
+                self.io.try_write_stream(buf)
             }
         }
 
@@ -179,8 +185,8 @@ macro_rules! stream_io {
         }
     };
 
-    // `AsyncWrite` likewise: `poll_flush` has nothing to do, `poll_close` shuts down the
-    // write side.
+    // `AsyncWrite` likewise: `poll_flush` waits for the io_uring driver's send queue (nothing
+    // to do on epoll), `poll_close` flushes and shuts down the write side.
     (@write $ty:ty, $self:ident => $inner:expr) => {
         impl futures_io::AsyncWrite for $ty {
             fn poll_write(
@@ -192,16 +198,17 @@ macro_rules! stream_io {
             }
 
             fn poll_flush(
-                self: std::pin::Pin<&mut Self>,
-                _: &mut std::task::Context<'_>,
+                $self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
-                std::task::Poll::Ready(Ok(()))
+                $inner.poll_flush_priv(cx)
             }
 
             fn poll_close(
                 $self: std::pin::Pin<&mut Self>,
-                _: &mut std::task::Context<'_>,
+                cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::ready!($inner.poll_flush_priv(cx))?;
                 $inner.shutdown_write()
             }
         }

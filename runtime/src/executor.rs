@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use crate::blocking::Pool;
 use crate::context;
 use crate::coop;
+use crate::driver::Driver;
 use crate::handle::{Handle, Job};
 use crate::loom::{AtomicBool, Doorbell, Ordering, SegQueue};
 use crate::reactor::Reactor;
@@ -432,6 +433,7 @@ impl fmt::Debug for Runtime {
             .field("tasks", &self.core.tasks.borrow().len())
             .field("sources", &self.core.reactor.source_count())
             .field("timers", &self.core.timers.len())
+            .field("driver", &self.core.reactor.driver())
             .field("epoll_pwait2", &self.core.reactor.precise_timeouts())
             .finish()
     }
@@ -447,7 +449,8 @@ impl Runtime {
     fn with(builder: &Builder) -> io::Result<Runtime> {
         let doorbell = Doorbell::new()?;
         let trace = Trace::from_env();
-        let reactor = Rc::new(Reactor::new(doorbell.as_fd(), trace.clone())?);
+        let driver = builder.driver.unwrap_or_else(Driver::from_env);
+        let reactor = Rc::new(Reactor::new(doorbell.as_fd(), trace.clone(), driver)?);
         let remote = Arc::new(Remote::new(doorbell));
         let core = Rc::new(Core {
             reactor,
@@ -520,6 +523,12 @@ impl Runtime {
     /// A [`Handle`] to this runtime: `Send + Sync`, to spawn onto it from other threads.
     pub fn handle(&self) -> Handle {
         self.core.handle()
+    }
+
+    /// The driver this runtime's reactor runs: [`Driver::Epoll`] or [`Driver::IoUring`]
+    /// (never `Auto`: that has been resolved, and a refused io_uring has fallen back).
+    pub fn driver(&self) -> Driver {
+        self.core.reactor.driver()
     }
 
     /// The number of tasks that have not finished yet.
@@ -595,6 +604,8 @@ impl SlowPoll {
 #[derive(Debug, Clone)]
 pub struct Builder {
     slow_poll_threshold: Option<Duration>,
+    /// `None`: what `MINI_DRIVER` says, else epoll.
+    driver: Option<Driver>,
     /// For `run`: `None` means one per CPU the process may use.
     workers: Option<usize>,
     pin_to_cores: bool,
@@ -613,7 +624,12 @@ impl Default for Builder {
 impl Builder {
     /// The default settings.
     pub fn new() -> Builder {
-        Builder { slow_poll_threshold: Some(DEFAULT_SLOW_POLL_THRESHOLD), workers: None, pin_to_cores: false }
+        Builder {
+            slow_poll_threshold: Some(DEFAULT_SLOW_POLL_THRESHOLD),
+            driver: None,
+            workers: None,
+            pin_to_cores: false,
+        }
     }
 
     /// When one poll of a task takes longer than `threshold`, print a warning to stderr,
@@ -622,6 +638,15 @@ impl Builder {
     /// [`DEFAULT_SLOW_POLL_THRESHOLD`] (100 ms).
     pub fn slow_poll_threshold(&mut self, threshold: Option<Duration>) -> &mut Builder {
         self.slow_poll_threshold = threshold;
+        self
+    }
+
+    /// The kernel interface of the runtime's reactor: epoll or io_uring (see [`Driver`]).
+    /// Without this call, the environment variable `MINI_DRIVER` (`epoll`, `uring`, `auto`)
+    /// decides, and epoll is the default. A refused io_uring falls back to epoll with one line
+    /// on stderr; [`Runtime::driver`] tells which one the runtime got.
+    pub fn driver(&mut self, driver: Driver) -> &mut Builder {
+        self.driver = Some(driver);
         self
     }
 

@@ -28,6 +28,7 @@
 mod blocking;
 mod context;
 mod coop;
+mod driver;
 mod executor;
 mod handle;
 pub mod io;
@@ -42,10 +43,13 @@ mod task;
 mod test_util;
 pub mod time;
 mod trace;
+#[cfg(feature = "uring")]
+mod uring;
 mod waiters;
 mod workers;
 
 pub use blocking::spawn_blocking;
+pub use driver::Driver;
 pub use executor::{block_on, spawn, Builder, Runtime, TaskBuilder, DEFAULT_SLOW_POLL_THRESHOLD};
 pub use handle::{Handle, LocalSpawner, SendJoinHandle};
 pub use shutdown::{Shutdown, Triggered};

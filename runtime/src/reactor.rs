@@ -41,8 +41,11 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::driver::{self, Driver};
 use crate::sys::{ev, Epoll, Event};
 use crate::trace::Trace;
+#[cfg(feature = "uring")]
+use crate::uring::Uring;
 use crate::waiters::Waiters;
 
 /// The token reserved for the cross-thread eventfd. No source can sit at this address.
@@ -87,6 +90,10 @@ mod facts {
     /// Deregistered: an event still in flight for it (returned by the wait that is being
     /// processed) wakes nobody.
     pub(super) const GONE: u8 = 1 << 3;
+    /// A TCP stream on the io_uring driver: not registered with the kernel at all; its
+    /// readiness mirrors its receive and send queues (`set_completion_state`).
+    #[cfg_attr(not(feature = "uring"), allow(dead_code))]
+    pub(super) const COMPLETION: u8 = 1 << 4;
 }
 
 /// Whether a TCP socket's reads report the bytes they left queued (see
@@ -374,6 +381,52 @@ impl ScheduledIo {
         }
     }
 
+    /// A readiness event for this source (an epoll event's flags, or a poll request's mask on
+    /// io_uring): record it and wake the tasks it concerns. An event for a source
+    /// deregistered since the kernel reported it wakes nobody (`facts::GONE`).
+    #[cfg(feature = "uring")]
+    #[inline]
+    pub(crate) fn ready_event(&self, flags: u32) {
+        if !self.is_gone() {
+            self.wake(self.set_readiness(flags));
+        }
+    }
+
+    /// Whether the source was deregistered.
+    #[inline]
+    pub(crate) fn is_gone(&self) -> bool {
+        self.facts.get() & facts::GONE != 0
+    }
+
+    /// The fd, as registered.
+    #[cfg(feature = "uring")]
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// A completion-driven TCP stream's news (io_uring): its receive queue or send queue
+    /// changed. `readable`/`writable` set or clear those bits, `closed` sets `CLOSED` (end of
+    /// stream or an error); the tasks waiting for what became ready are woken.
+    #[cfg(feature = "uring")]
+    pub(crate) fn set_completion_state(&self, readable: bool, writable: bool, closed: bool) {
+        let old = self.readiness.get();
+        let mut r = old & !(bits::READABLE | bits::WRITABLE);
+        if readable {
+            r |= bits::READABLE;
+        }
+        if writable {
+            r |= bits::WRITABLE;
+        }
+        if closed {
+            r |= bits::CLOSED;
+        }
+        self.readiness.set(r);
+        let new = r & !old;
+        if new != 0 {
+            self.wake(new);
+        }
+    }
+
     /// How many tasks `wake(new)` would wake (for the trace).
     fn waiting(&self, new: u8) -> usize {
         let waiters = self.waiters.borrow();
@@ -389,7 +442,7 @@ fn token(io: &Rc<ScheduledIo>) -> u64 {
 /// One epoll instance and the registered sources. Shared (`Rc`) by the executor, which waits
 /// on it, and by every [`Async`](crate::io::Async), which deregisters itself on drop.
 pub(crate) struct Reactor {
-    epoll: Epoll,
+    backend: Backend,
     trace: Trace,
     /// How many sources are registered (for tests and diagnostics).
     sources: Cell<usize>,
@@ -400,18 +453,52 @@ pub(crate) struct Reactor {
     events: RefCell<Box<[Event]>>,
 }
 
+/// The kernel interface behind the reactor (see [`Driver`]).
+enum Backend {
+    Epoll(Epoll),
+    #[cfg(feature = "uring")]
+    Uring(Box<Uring>),
+}
+
 impl fmt::Debug for Reactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Reactor").field("epoll", &self.epoll).field("sources", &self.source_count()).finish()
+        f.debug_struct("Reactor")
+            .field("driver", &self.driver())
+            .field("sources", &self.source_count())
+            .finish()
     }
 }
 
 impl Reactor {
-    pub(crate) fn new(wake_fd: BorrowedFd<'_>, trace: Trace) -> io::Result<Reactor> {
-        let epoll = Epoll::new()?;
-        epoll.add(wake_fd, ev::IN | ev::ET, WAKE_TOKEN)?;
+    /// A reactor on `driver`, falling back to epoll (with one line on stderr saying why)
+    /// where io_uring is asked for and refused.
+    pub(crate) fn new(wake_fd: BorrowedFd<'_>, trace: Trace, driver: Driver) -> io::Result<Reactor> {
+        let backend = match driver {
+            Driver::Epoll => None,
+            #[cfg(feature = "uring")]
+            Driver::IoUring | Driver::Auto => match Uring::new(wake_fd, trace.clone()) {
+                Ok(uring) => Some(Backend::Uring(Box::new(uring))),
+                Err(reason) => {
+                    driver::report_fallback(&reason);
+                    None
+                }
+            },
+            #[cfg(not(feature = "uring"))]
+            Driver::IoUring | Driver::Auto => {
+                driver::report_fallback("mini was built without its `uring` feature");
+                None
+            }
+        };
+        let backend = match backend {
+            Some(backend) => backend,
+            None => {
+                let epoll = Epoll::new()?;
+                epoll.add(wake_fd, ev::IN | ev::ET, WAKE_TOKEN)?;
+                Backend::Epoll(epoll)
+            }
+        };
         Ok(Reactor {
-            epoll,
+            backend,
             trace,
             sources: Cell::new(0),
             released: RefCell::new(Vec::new()),
@@ -431,9 +518,46 @@ impl Reactor {
             facts: Cell::new(0),
             waiters: RefCell::default(),
         });
-        self.epoll.add(fd, ev::IN | ev::OUT | ev::RDHUP | ev::PRI | ev::ET, token(&io))?;
+        match &self.backend {
+            Backend::Epoll(epoll) => {
+                epoll.add(fd, ev::IN | ev::OUT | ev::RDHUP | ev::PRI | ev::ET, token(&io))?
+            }
+            #[cfg(feature = "uring")]
+            Backend::Uring(uring) => uring.arm_poll(&io, fd.as_raw_fd()),
+        }
         self.sources.set(self.sources.get() + 1);
         Ok(io)
+    }
+
+    /// A source for a TCP stream driven by completions (io_uring): nothing is registered
+    /// with the kernel; the stream's requests set its readiness (see `uring/stream.rs`).
+    #[cfg(feature = "uring")]
+    pub(crate) fn unregistered_source(&self, fd: BorrowedFd<'_>) -> Rc<ScheduledIo> {
+        Rc::new(ScheduledIo {
+            fd: fd.as_raw_fd(),
+            readiness: Cell::new(bits::WRITABLE),
+            facts: Cell::new(facts::COMPLETION),
+            waiters: RefCell::default(),
+        })
+    }
+
+    /// Which driver this reactor runs.
+    pub(crate) fn driver(&self) -> Driver {
+        match self.backend {
+            Backend::Epoll(_) => Driver::Epoll,
+            #[cfg(feature = "uring")]
+            Backend::Uring(_) => Driver::IoUring,
+        }
+    }
+
+    /// The io_uring backend, if this reactor runs it.
+    #[cfg(feature = "uring")]
+    #[inline]
+    pub(crate) fn uring(&self) -> Option<&Uring> {
+        match &self.backend {
+            Backend::Uring(uring) => Some(uring),
+            Backend::Epoll(_) => None,
+        }
     }
 
     /// Removes `fd` from epoll; its source is freed once no event can name it. Call before
@@ -441,7 +565,13 @@ impl Reactor {
     pub(crate) fn deregister(&self, io: &Rc<ScheduledIo>, fd: BorrowedFd<'_>) {
         self.sources.set(self.sources.get() - 1);
         io.facts.set(io.facts.get() | facts::GONE);
-        match self.epoll.delete(fd) {
+        let epoll = match &self.backend {
+            Backend::Epoll(epoll) => epoll,
+            // The poll request holds the source until its last completion (uring/mod.rs).
+            #[cfg(feature = "uring")]
+            Backend::Uring(uring) => return uring.disarm_poll(io, fd.as_raw_fd()),
+        };
+        match epoll.delete(fd) {
             // Anything but ENOENT (EBADF: the fd was closed behind its owner's back, which I/O
             // safety forbids) may leave a registration behind that still names the source, if
             // the file is open elsewhere. Keep the source alive for good (a few dozen bytes)
@@ -454,7 +584,11 @@ impl Reactor {
 
     /// Whether timer waits have nanosecond precision (`epoll_pwait2`).
     pub(crate) fn precise_timeouts(&self) -> bool {
-        self.epoll.is_precise()
+        match &self.backend {
+            Backend::Epoll(epoll) => epoll.is_precise(),
+            #[cfg(feature = "uring")]
+            Backend::Uring(_) => true, // io_uring_enter's timeout is a timespec
+        }
     }
 
     /// The number of registered sources (for tests and diagnostics).
@@ -466,6 +600,15 @@ impl Reactor {
     /// tasks. Returns whether the cross-thread eventfd fired.
     #[inline]
     pub(crate) fn turn(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        match &self.backend {
+            Backend::Epoll(epoll) => self.turn_epoll(epoll, timeout),
+            #[cfg(feature = "uring")]
+            Backend::Uring(uring) => uring.turn(timeout),
+        }
+    }
+
+    #[inline]
+    fn turn_epoll(&self, epoll: &Epoll, timeout: Option<Duration>) -> io::Result<bool> {
         // Held while wakers run: only another `turn` could want it, and nothing a waker does
         // can start one (`block_on` refuses to nest).
         let mut events = self.events.borrow_mut();
@@ -478,7 +621,7 @@ impl Reactor {
         if let Some(trace) = self.trace.get() {
             trace.epoll_enter(timeout);
         }
-        let waited = self.epoll.wait(&mut events, timeout)?;
+        let waited = epoll.wait(&mut events, timeout)?;
         let n = waited.events();
         if let Some(trace) = self.trace.get() {
             trace.epoll_return(waited);
@@ -498,7 +641,7 @@ impl Reactor {
             // began, and it stays alive until the next wait begins (`released`): see the top
             // of this file. A waker that deregisters it meanwhile only moves it to `released`.
             let io = unsafe { &*(event.token() as *const ScheduledIo) };
-            if io.facts.get() & facts::GONE != 0 {
+            if io.is_gone() {
                 continue; // deregistered since this wait returned: its fd is closed or closing
             }
             let new = io.set_readiness(event.flags());
@@ -576,7 +719,7 @@ mod tests {
 
     fn reactor() -> (Reactor, UnixStream) {
         let (wake_fd, keep) = UnixStream::pair().unwrap();
-        (Reactor::new(wake_fd.as_fd(), Trace::from_env()).unwrap(), keep)
+        (Reactor::new(wake_fd.as_fd(), Trace::from_env(), Driver::Epoll).unwrap(), keep)
     }
 
     /// Deregistering hands the source to `released`, which keeps it alive until the next

@@ -274,6 +274,48 @@ impl Tracer {
         }
     }
 
+    /// A request queued for the kernel (io_uring driver).
+    pub(crate) fn submission(&self, op: &str, fd: RawFd, user_data: u64) {
+        self.line(format_args!("  submit {op} fd={fd} user_data={user_data:#x}"));
+        if self.is_chrome() {
+            let args = format!("\"fd\":{fd},\"user_data\":\"{user_data:#x}\"");
+            self.chrome_instant(LOOP_TRACK, &format!("submit {op}"), &args);
+        }
+    }
+
+    /// The loop enters the kernel (io_uring driver): submits `queued` requests and waits.
+    pub(crate) fn uring_enter(&self, queued: usize, timeout: Option<Duration>) {
+        self.wait_began.set(Some(Instant::now()));
+        match timeout {
+            None => self.line(format_args!("io_uring_enter submit={queued} timeout=none")),
+            Some(t) => self.line(format_args!("io_uring_enter submit={queued} timeout={t:?}")),
+        }
+    }
+
+    /// What the enter returned: how many completions are ready.
+    pub(crate) fn uring_return(&self, completions: usize) {
+        let began = self.wait_began.take().unwrap_or_else(Instant::now);
+        let waited = began.elapsed();
+        let s = if completions == 1 { "" } else { "s" };
+        self.line(format_args!("io_uring_enter -> {completions} completion{s} after {waited:?}"));
+        if self.is_chrome() {
+            let (ts, dur) = (self.micros(began), waited.as_secs_f64() * 1e6);
+            self.chrome(format_args!(
+                "\"ph\":\"X\",\"name\":\"io_uring_enter\",\"tid\":{LOOP_TRACK},\"ts\":{ts:.3},\"dur\":{dur:.3},\"args\":{{\"completions\":{completions}}}"
+            ));
+        }
+    }
+
+    /// One completion (io_uring driver): which request, its result, and whether more follow.
+    pub(crate) fn completion(&self, op: &str, user_data: u64, result: i32, more: bool) {
+        let more = if more { " (more follow)" } else { "" };
+        self.line(format_args!("  completion {op} user_data={user_data:#x} result={result}{more}"));
+        if self.is_chrome() {
+            let args = format!("\"user_data\":\"{user_data:#x}\",\"result\":{result}");
+            self.chrome_instant(LOOP_TRACK, &format!("cqe {op}"), &args);
+        }
+    }
+
     pub(crate) fn wakeup_eventfd(&self) {
         self.line(format_args!("  event: eventfd (a wake from another thread)"));
         if self.is_chrome() {

@@ -61,7 +61,7 @@ impl TcpListener {
 
     /// Wraps a listening socket that is already non-blocking (from `TcpSocket::listen`).
     pub(crate) fn from_nonblocking_fd(fd: std::os::fd::OwnedFd) -> io::Result<TcpListener> {
-        Ok(TcpListener { io: Async::new_nonblocking(std::net::TcpListener::from(fd))? })
+        Ok(TcpListener { io: Async::new_tcp_listener(std::net::TcpListener::from(fd))? })
     }
 
     /// Wraps a listener created with std, putting it in non-blocking mode.
@@ -71,7 +71,7 @@ impl TcpListener {
     /// Outside a mini runtime.
     #[inline]
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
-        Ok(TcpListener { io: Async::new(listener)? })
+        Ok(TcpListener { io: Async::new_tcp_listener(listener)? })
     }
 
     /// Waits for a connection and returns it with the peer's address.
@@ -88,6 +88,13 @@ impl TcpListener {
 
     /// Polls for a connection (the poll form of [`accept`](Self::accept)).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        // The io_uring driver accepts ahead (one multishot accept); the peer's address is
+        // asked for afterwards.
+        if let Some(accepted) = self.io.poll_accept_completion(cx) {
+            let fd = ready!(accepted)?;
+            let stream = TcpStream::from_nonblocking_fd(fd)?;
+            return Poll::Ready(stream.peer_addr().map(|peer| (stream, peer)));
+        }
         let (fd, peer) = ready!(accept::poll_accept(&self.io, cx, |l| socket::accept(l.as_fd())))?;
         Poll::Ready(TcpStream::from_nonblocking_fd(fd).map(|s| (s, peer)))
     }

@@ -94,24 +94,26 @@ impl TcpStream {
 
     /// Registers a socket whose `connect` has been started, and waits for its outcome.
     async fn finish_connect(fd: OwnedFd, in_progress: bool) -> io::Result<TcpStream> {
-        let stream = TcpStream::from_nonblocking_fd(fd)?;
+        let io = Async::new_nonblocking(std::net::TcpStream::from(fd))?;
         if in_progress {
             // The source starts out optimistically writable; a connecting socket is not.
-            stream.io.clear_ready(Direction::Write);
-            stream.io.writable().await?;
+            io.clear_ready(Direction::Write);
+            io.writable().await?;
         }
-        let s = stream.io.get_ref();
+        let s = io.get_ref();
         if let Some(e) = s.take_error()? {
             return Err(e);
         }
         // Writable with no SO_ERROR but not connected would be a kernel oddity; report it
         // rather than hand out a dead stream.
         s.peer_addr()?;
-        Ok(stream)
+        // On the io_uring driver the connected stream moves to the completion path.
+        Ok(TcpStream { io: io.connected()? })
     }
 
+    /// A connected (accepted) socket.
     pub(crate) fn from_nonblocking_fd(fd: OwnedFd) -> io::Result<TcpStream> {
-        Ok(TcpStream { io: Async::new_nonblocking(std::net::TcpStream::from(fd))? })
+        Ok(TcpStream { io: Async::new_tcp(std::net::TcpStream::from(fd))? })
     }
 
     /// Wraps a stream created with std, putting it in non-blocking mode.
@@ -121,7 +123,7 @@ impl TcpStream {
     /// Outside a mini runtime.
     #[inline]
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
-        Ok(TcpStream { io: Async::new(stream)? })
+        Ok(TcpStream { io: Async::new_tcp(stream)? })
     }
 
     /// Resolves once the peer has closed its side or reset the connection (from
@@ -189,7 +191,7 @@ impl TcpStream {
     /// Reads into `buf` without taking the bytes out of the receive queue (`MSG_PEEK`):
     /// the next read returns them again. Waits until data (or end of stream) is there.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.read_with(|s| s.peek(buf)).await
+        self.io.peek_tcp(buf).await
     }
 
     /// Sets the IP time-to-live of outgoing packets (`IP_TTL`).

@@ -46,6 +46,13 @@ pub struct Async<T: AsFd> {
     io: Option<T>,
     source: Rc<ScheduledIo>,
     reactor: Rc<Reactor>,
+    /// A TCP stream on the io_uring driver: its receive and send queues (`uring/stream.rs`).
+    /// Its reads, writes and waits go through them; its fd is not registered at all.
+    #[cfg(feature = "uring")]
+    stream: Option<Rc<crate::uring::stream::Shared>>,
+    /// A TCP listener on the io_uring driver: its multishot accept's queue.
+    #[cfg(feature = "uring")]
+    acceptor: Option<Rc<crate::uring::stream::Acceptor>>,
 }
 
 impl<T: AsFd> Async<T> {
@@ -76,7 +83,83 @@ impl<T: AsFd> Async<T> {
             )
         };
         let source = reactor.register(io.as_fd())?;
-        Ok(Async { io: Some(io), source, reactor })
+        Ok(Async {
+            io: Some(io),
+            source,
+            reactor,
+            #[cfg(feature = "uring")]
+            stream: None,
+            #[cfg(feature = "uring")]
+            acceptor: None,
+        })
+    }
+
+    /// The reactor's io_uring backend and the stream's queues, for a TCP stream on the
+    /// completion path.
+    #[cfg(feature = "uring")]
+    #[inline]
+    fn completion(&self) -> Option<(&crate::uring::Uring, &Rc<crate::uring::stream::Shared>)> {
+        let stream = self.stream.as_ref()?;
+        Some((self.reactor.uring().expect("a completion stream's reactor runs io_uring"), stream))
+    }
+
+    /// A write on a stream socket: on the io_uring driver's TCP streams, the bytes join the
+    /// send queue (see `uring/stream.rs`); elsewhere a `send` when the socket is writable.
+    /// Never raises `SIGPIPE`.
+    #[inline]
+    pub fn poll_write_stream(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        #[cfg(feature = "uring")]
+        if let Some((uring, stream)) = self.completion() {
+            ready!(coop::poll_proceed(cx));
+            return stream.poll_write(uring, cx, buf);
+        }
+        self.poll_io(cx, Direction::Write, |s| sys::send(s.as_fd(), buf))
+    }
+
+    /// Flushes a stream socket: ready at once on epoll (a `send` that returned put the bytes
+    /// in the kernel), and once the send queue is empty on the io_uring driver's TCP streams.
+    #[inline]
+    pub fn poll_flush_stream(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        #[cfg(feature = "uring")]
+        if let Some((_, stream)) = self.completion() {
+            return stream.poll_flush(cx);
+        }
+        let _ = cx;
+        Poll::Ready(Ok(()))
+    }
+
+    /// `shutdown(2)` of a stream socket. On the io_uring driver's TCP streams a shutdown of
+    /// the write side waits (without blocking) for the queued bytes to be sent first.
+    pub fn shutdown_stream(&self, how: std::net::Shutdown) -> io::Result<()> {
+        #[cfg(feature = "uring")]
+        if let Some((_, stream)) = self.completion() {
+            if how != std::net::Shutdown::Read {
+                stream.shutdown_write(self.as_fd())?;
+            }
+            if how == std::net::Shutdown::Write {
+                return Ok(());
+            }
+            return sys::shutdown(self.as_fd(), std::net::Shutdown::Read);
+        }
+        sys::shutdown(self.as_fd(), how)
+    }
+
+    /// Reads what is queued now, without waiting (`WouldBlock` if nothing is).
+    pub fn try_read_stream(&self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "uring")]
+        if let Some((uring, stream)) = self.completion() {
+            return stream.try_read(uring, buf);
+        }
+        self.try_io(Direction::Read, |s| sys::recv(s.as_fd(), buf))
+    }
+
+    /// Writes what fits now, without waiting (`WouldBlock` if nothing does).
+    pub fn try_write_stream(&self, buf: &[u8]) -> io::Result<usize> {
+        #[cfg(feature = "uring")]
+        if let Some((uring, stream)) = self.completion() {
+            return stream.try_write(uring, buf);
+        }
+        self.try_io(Direction::Write, |s| sys::send(s.as_fd(), buf))
     }
 
     /// The inner I/O object.
@@ -85,7 +168,29 @@ impl<T: AsFd> Async<T> {
     }
 
     /// Deregisters the fd and gives the I/O object back (still in non-blocking mode).
+    ///
+    /// On the io_uring driver's TCP streams, bytes already received and not read would be
+    /// lost: that is an error (`InvalidData`), and the stream is closed.
     pub fn into_inner(mut self) -> io::Result<T> {
+        #[cfg(feature = "uring")]
+        if let Some((uring, stream)) = self.completion() {
+            let unread = stream.unread();
+            stream.close(uring, self.as_fd());
+            self.stream = None;
+            let io = self.io.take().expect("io is present until into_inner");
+            if unread > 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{unread} received bytes were not read yet; into_std would lose them"),
+                ));
+            }
+            return Ok(io);
+        }
+        #[cfg(feature = "uring")]
+        if let (Some(acceptor), Some(uring)) = (self.acceptor.take(), self.reactor.uring()) {
+            acceptor.close(uring); // connections accepted and not taken yet are closed
+            return Ok(self.io.take().expect("io is present until into_inner"));
+        }
         let io = self.io.take().expect("io is present until into_inner");
         self.reactor.deregister(&self.source, io.as_fd());
         Ok(io)
@@ -323,8 +428,134 @@ impl<T: AsFd> Async<T> {
     }
 }
 
+/// TCP listeners: on the io_uring driver, a multishot accept.
+impl Async<std::net::TcpListener> {
+    /// Registers a listening TCP socket. On the epoll driver this is
+    /// [`Async::new_nonblocking`]; on the io_uring driver one multishot accept produces the
+    /// connections (see `uring/stream.rs`).
+    ///
+    /// # Panics
+    ///
+    /// Outside a mini runtime.
+    pub fn new_tcp_listener(listener: std::net::TcpListener) -> io::Result<Async<std::net::TcpListener>> {
+        sys::set_nonblocking(listener.as_fd())?;
+        #[cfg(feature = "uring")]
+        {
+            let reactor = context::with_current(|core| core.reactor.clone());
+            if reactor.as_ref().is_some_and(|r| r.uring().is_some()) {
+                let reactor = reactor.expect("checked above");
+                let source = reactor.unregistered_source(listener.as_fd());
+                let acceptor = crate::uring::stream::Acceptor::new(source.clone(), listener.as_fd());
+                return Ok(Async {
+                    io: Some(listener),
+                    source,
+                    reactor,
+                    stream: None,
+                    acceptor: Some(acceptor),
+                });
+            }
+        }
+        Async::new_nonblocking(listener)
+    }
+
+    /// The next connection from the io_uring driver's multishot accept (per-connection
+    /// errors skipped); `None` on epoll, where the caller calls `accept` itself.
+    pub fn poll_accept_completion(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Option<Poll<io::Result<std::os::fd::OwnedFd>>> {
+        #[cfg(feature = "uring")]
+        if let (Some(acceptor), Some(uring)) = (&self.acceptor, self.reactor.uring()) {
+            if coop::poll_proceed(cx).is_pending() {
+                return Some(Poll::Pending);
+            }
+            let accepted = acceptor.poll_accept(uring, cx);
+            if accepted.is_pending() {
+                coop::refund();
+                self.check_runtime();
+            }
+            return Some(accepted);
+        }
+        let _ = cx;
+        None
+    }
+}
+
 /// The TCP-only read path: the shortcuts here are sound only for TCP stream sockets.
 impl Async<std::net::TcpStream> {
+    /// Registers a connected TCP stream. On the epoll driver this is [`Async::new`]; on the
+    /// io_uring driver the stream is driven by completions instead: a multishot receive into
+    /// the driver's buffer ring, and sends from an owned queue (see `uring/stream.rs`).
+    ///
+    /// # Panics
+    ///
+    /// Outside a mini runtime.
+    pub fn new_tcp(stream: std::net::TcpStream) -> io::Result<Async<std::net::TcpStream>> {
+        #[cfg(feature = "uring")]
+        {
+            let reactor = context::with_current(|core| core.reactor.clone());
+            if let Some(uring) = reactor.as_ref().and_then(|r| r.uring()) {
+                sys::set_nonblocking(stream.as_fd())?; // as `Async::new` does
+                let reactor = reactor.clone().expect("checked above");
+                let source = reactor.unregistered_source(stream.as_fd());
+                let shared = crate::uring::stream::Shared::new(uring, source.clone(), stream.as_fd())?;
+                return Ok(Async { io: Some(stream), source, reactor, stream: Some(shared), acceptor: None });
+            }
+        }
+        Async::new(stream)
+    }
+
+    /// After a non-blocking connect completed on a registered socket: on the io_uring
+    /// driver, moves the stream to the completion path ([`new_tcp`](Self::new_tcp)); on
+    /// epoll, nothing changes.
+    pub fn connected(self) -> io::Result<Async<std::net::TcpStream>> {
+        #[cfg(feature = "uring")]
+        if self.stream.is_none() && self.reactor.uring().is_some() {
+            return Async::new_tcp(self.into_inner()?);
+        }
+        Ok(self)
+    }
+
+    /// Copies up to `buf.len()` queued bytes without consuming them (`MSG_PEEK`); waits
+    /// until data or end of stream is there.
+    pub async fn peek_tcp(&self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "uring")]
+        if let Some((uring, stream)) = self.completion() {
+            return poll_fn(|cx| stream.poll_peek(uring, cx, buf)).await;
+        }
+        self.read_with(|s| s.peek(buf)).await
+    }
+
+    /// `AsyncBufRead::poll_fill_buf` on the io_uring driver: the oldest filled ring buffer
+    /// itself, lent out (no copy). `None` on epoll, where there is no such buffer.
+    #[cfg(feature = "uring")]
+    pub fn poll_fill_buf_tcp(&mut self, cx: &mut Context<'_>) -> Option<Poll<io::Result<&[u8]>>> {
+        let (uring, stream) = self.completion()?;
+        Some(match stream.poll_fill(uring, cx) {
+            Poll::Ready(Ok(true)) => Poll::Ready(Ok(stream.chunk_slice(uring))),
+            Poll::Ready(Ok(false)) => Poll::Ready(Ok(&[])),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                self.check_runtime();
+                Poll::Pending
+            }
+        })
+    }
+
+    /// Bytes received and not read yet (io_uring driver; for tests).
+    #[cfg(all(test, feature = "uring"))]
+    pub(crate) fn unread(&self) -> usize {
+        self.completion().map_or(0, |(_, stream)| stream.unread())
+    }
+
+    /// `AsyncBufRead::consume` on the io_uring driver: `n` bytes of the lent buffer were read.
+    #[cfg(feature = "uring")]
+    pub fn consume_tcp(&mut self, n: usize) {
+        if let Some((uring, stream)) = self.completion() {
+            stream.consume(uring, n);
+        }
+    }
+
     /// For TCP streams: after a read of `n` bytes into a buffer of `len`, record what the
     /// read proved. `n == 0` (with `len > 0`) means the peer closed its write side;
     /// `0 < n < len` means the receive buffer is empty, so the readiness is cleared now
@@ -375,6 +606,18 @@ impl Async<std::net::TcpStream> {
     /// ```
     #[inline]
     pub fn poll_read_tcp(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        #[cfg(feature = "uring")]
+        if let Some((uring, stream)) = self.completion() {
+            // Budget first, as `poll_op` spends it for a completed read; a parked read
+            // gives it back.
+            ready!(coop::poll_proceed(cx));
+            let read = stream.poll_read(uring, cx, buf);
+            if read.is_pending() {
+                coop::refund();
+                self.check_runtime();
+            }
+            return read;
+        }
         let inq = self.source.inq();
         let (n, queued) = ready!(self.poll_io(cx, super::Direction::Read, |s| {
             if inq == Inq::On {
@@ -408,6 +651,14 @@ impl<T: AsFd> Drop for Async<T> {
     fn drop(&mut self) {
         // Deregister first, while the fd is still open; the fd closes when `io` drops.
         if let Some(io) = &self.io {
+            #[cfg(feature = "uring")]
+            if let Some((uring, stream)) = self.completion() {
+                return stream.close(uring, io.as_fd());
+            }
+            #[cfg(feature = "uring")]
+            if let (Some(acceptor), Some(uring)) = (&self.acceptor, self.reactor.uring()) {
+                return acceptor.close(uring);
+            }
             self.reactor.deregister(&self.source, io.as_fd());
         }
     }

@@ -29,6 +29,8 @@ pub(crate) mod affinity;
 pub(crate) mod signal;
 mod socket;
 mod sockopt;
+#[cfg(feature = "uring")]
+pub(crate) mod uring;
 pub use socket::{
     accept, connect, is_per_connection_accept_error, recv, recv_inq, send, set_owner, set_tcp_inq,
     tcp_connect, tcp_listen, tcp_socket, udp_bind, unix_accept, unix_connect, unix_listen, unix_pair,
@@ -321,6 +323,25 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
         syscall!(fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
     }
     Ok(())
+}
+
+/// `shutdown(2)`.
+pub(crate) fn shutdown(fd: BorrowedFd<'_>, how: std::net::Shutdown) -> io::Result<()> {
+    let how = match how {
+        std::net::Shutdown::Read => libc::SHUT_RD,
+        std::net::Shutdown::Write => libc::SHUT_WR,
+        std::net::Shutdown::Both => libc::SHUT_RDWR,
+    };
+    syscall!(shutdown(fd.as_raw_fd(), how)).map(drop)
+}
+
+/// `shutdown(fd, SHUT_WR)`; a socket no longer connected has nothing left to shut down.
+#[cfg(feature = "uring")]
+pub(crate) fn shutdown_write(fd: std::os::fd::RawFd) -> io::Result<()> {
+    match syscall!(shutdown(fd, libc::SHUT_WR)) {
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+        res => res.map(drop),
+    }
 }
 
 /// Retries a syscall wrapper while it fails with EINTR.

@@ -1,0 +1,167 @@
+//! The completion path's limits and lifetimes, on a real ring (skipped, saying so, where the
+//! kernel refuses io_uring).
+
+use std::future::poll_fn;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::io::Async;
+use crate::{Builder, Driver, Runtime};
+
+use super::stream::READ_AHEAD;
+
+/// A runtime on io_uring, or `None` (with a line saying why the test is skipped).
+fn uring_runtime() -> Option<Runtime> {
+    let rt = Builder::new().driver(Driver::IoUring).build().expect("a runtime");
+    if rt.driver() != Driver::IoUring {
+        eprintln!("skipped: io_uring is refused here (see the line above)");
+        return None;
+    }
+    Some(rt)
+}
+
+/// A connected pair: ours on the completion path, the peer a plain std socket.
+fn pair() -> (Async<TcpStream>, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (ours, _) = listener.accept().unwrap();
+    (Async::new_tcp(ours).unwrap(), peer)
+}
+
+async fn read_some(io: &Async<TcpStream>, buf: &mut [u8]) -> usize {
+    poll_fn(|cx| io.poll_read_tcp(cx, buf)).await.unwrap()
+}
+
+async fn write_all(io: &Async<TcpStream>, mut buf: &[u8]) {
+    while !buf.is_empty() {
+        let n = poll_fn(|cx| io.poll_write_stream(cx, buf)).await.unwrap();
+        buf = &buf[n..];
+    }
+}
+
+/// Turns the loop until `done` says so, within a guard of 20 s.
+async fn turn_until(mut done: impl FnMut() -> bool) {
+    let guard = std::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < guard, "gave up after 20 s");
+        crate::yield_now().await;
+    }
+}
+
+/// Read-ahead: a stream nobody reads stops receiving once `READ_AHEAD` bytes wait, so the
+/// peer's writes block (TCP's window pushes back), as on epoll. Without the cap the stream
+/// would take every buffer of the ring (4 MiB). Nothing is lost: reading it all afterwards
+/// gives every byte, in order.
+#[test]
+fn a_stream_nobody_reads_stops_receiving_at_the_read_ahead_cap() {
+    let Some(rt) = uring_runtime() else { return };
+    rt.block_on(async {
+        let (ours, mut peer) = pair();
+        let writer = std::thread::spawn(move || {
+            // Writes until the kernel's buffers are full: a write that makes no progress for
+            // 300 ms means the receiver stopped taking data.
+            peer.set_write_timeout(Some(Duration::from_millis(300))).unwrap();
+            let chunk: Vec<u8> = (0..16 * 1024).map(|i| (i % 251) as u8).collect();
+            let mut total = 0usize;
+            loop {
+                match peer.write(&chunk[total % chunk.len()..]) {
+                    Ok(n) => total += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("{e}"),
+                }
+                assert!(total < 64 << 20, "the receiver took 64 MiB without being read");
+            }
+            (total, peer)
+        });
+        turn_until(|| writer.is_finished()).await;
+        let (total, peer) = writer.join().unwrap();
+        let held = ours.unread();
+        assert!(held >= READ_AHEAD, "the cap was reached ({held} bytes held)");
+        // The cancel lands in the next enter; completions the kernel posted before it (one
+        // enter's worth: a multishot receive reads up to 32 buffers per wake-up) still add
+        // to the queue. Without the cap the stream takes the whole ring (4 MiB).
+        assert!(held <= READ_AHEAD + 1024 * 1024, "{held} bytes held by a stream nobody reads");
+        drop(peer); // end of stream after the data
+        let mut got = 0usize;
+        let mut buf = vec![0; 64 * 1024];
+        loop {
+            let n = read_some(&ours, &mut buf).await;
+            if n == 0 {
+                break;
+            }
+            for (i, &b) in buf[..n].iter().enumerate() {
+                assert_eq!(b, ((got + i) % (16 * 1024) % 251) as u8, "byte {} is wrong", got + i);
+            }
+            got += n;
+        }
+        assert_eq!(got, total, "every byte written arrived");
+    });
+}
+
+/// Out of buffers: more streams hold unread data than the ring has buffers, so receives end
+/// with `ENOBUFS`. Reading the streams one by one must still get every byte: a starved
+/// stream receives into a buffer of its own rather than wait for ring buffers that streams
+/// nobody reads yet hold (with waiting, the second stream's reader hung).
+#[test]
+fn streams_starved_of_buffers_resume_when_buffers_come_back() {
+    let Some(rt) = uring_runtime() else { return };
+    rt.block_on(async {
+        const STREAMS: usize = 96; // x 64 KiB read-ahead = 6 MiB > the ring's 4 MiB
+        const EACH: usize = 80 * 1024;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut pairs = Vec::new();
+        for i in 0..STREAMS {
+            let client = Async::new_tcp(TcpStream::connect(addr).unwrap()).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            let server = Rc::new(Async::new_tcp(server).unwrap());
+            let data: Vec<u8> = (0..EACH).map(|j| (i + j) as u8).collect();
+            let writer = crate::spawn(async move {
+                write_all(&client, &data).await;
+                poll_fn(|cx| client.poll_flush_stream(cx)).await.unwrap();
+                client // kept open: end of stream is not what the readers wait for
+            });
+            pairs.push((server, writer));
+        }
+        let uring = crate::context::with_current(|core| core.reactor.clone()).unwrap();
+        let starved = || uring.uring().unwrap().starvations.get();
+        turn_until(|| starved() > 0).await;
+        for (i, (server, _writer)) in pairs.iter().enumerate() {
+            let mut got = vec![0; EACH];
+            let mut at = 0;
+            while at < EACH {
+                at += read_some(server, &mut got[at..]).await;
+            }
+            assert!(got.iter().enumerate().all(|(j, &b)| b == (i + j) as u8), "stream {i}'s bytes");
+        }
+    });
+}
+
+/// A stream dropped with bytes still queued to send: its send buffer stays alive and its
+/// socket open until the kernel has sent them; the peer reads them all, then end of stream.
+#[test]
+fn a_stream_dropped_with_sends_in_flight_still_delivers_them() {
+    let Some(rt) = uring_runtime() else { return };
+    let mut peer = rt.block_on(async {
+        let (ours, peer) = pair();
+        let data: Vec<u8> = (0..200 * 1024).map(|j| (j % 253) as u8).collect();
+        // More than the socket buffers hold while the peer does not read: some stays queued.
+        for chunk in data.chunks(60 * 1024) {
+            write_all(&ours, chunk).await;
+        }
+        drop(ours);
+        peer
+    });
+    // The loop must go on turning for the sends to complete: read on another thread.
+    let reader = std::thread::spawn(move || {
+        peer.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut all = Vec::new();
+        peer.read_to_end(&mut all).map(|_| all)
+    });
+    rt.block_on(turn_until(|| reader.is_finished()));
+    let all = reader.join().unwrap().expect("read until end of stream");
+    assert_eq!(all.len(), 200 * 1024);
+    assert!(all.iter().enumerate().all(|(j, &b)| b == (j % 253) as u8));
+}
