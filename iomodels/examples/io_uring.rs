@@ -29,11 +29,12 @@
 //! ```
 //!
 //! Three io_uring features make it cheap (with them it costs no more CPU per round trip than
-//! epoll on this machine, and a little less under load: see docs/io-models.md): *multishot* accept and recv (one request keeps producing
-//! completions, so no request per message), a *provided-buffer ring* (the kernel picks a free
-//! buffer when data arrives, instead of every idle connection pinning a buffer of its own), and
-//! the setup flags `SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN` (the kernel runs completion
-//! work only when this thread enters it to wait, instead of interrupting it).
+//! epoll on this machine, and a little less under load: see docs/io-models.md): *multishot*
+//! accept and recv (one request keeps producing completions, so no request per message), a
+//! *provided-buffer ring* (the kernel picks a free buffer when data arrives, instead of every
+//! idle connection pinning a buffer of its own), and the setup flags `SINGLE_ISSUER |
+//! DEFER_TASKRUN | COOP_TASKRUN` (the kernel runs completion work only when this thread enters
+//! it to wait, instead of interrupting it).
 //!
 //! **Why this example needs `unsafe` when its siblings do not.** A `read` borrows its buffer
 //! for the length of one system call, which a `&mut [u8]` expresses. An io_uring request holds
@@ -51,9 +52,10 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU16, Ordering};
 
+use io_uring::cqueue::{self, CompletionQueue};
 use io_uring::squeue::{self, SubmissionQueue};
 use io_uring::types::{BufRingEntry, Fd, Timespec};
-use io_uring::{cqueue, opcode, IoUring, Submitter};
+use io_uring::{opcode, IoUring, Submitter};
 use nix::errno::Errno;
 use nix::libc;
 
@@ -434,6 +436,7 @@ impl Server {
 /// Sets up the ring with the flags that make completions cheap, without them where the kernel
 /// is older (EINVAL), and says which.
 fn setup() -> io::Result<IoUring> {
+    const FLAGS: &str = "SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN";
     let tuned = IoUring::builder()
         .setup_single_issuer()
         .setup_defer_taskrun()
@@ -442,11 +445,11 @@ fn setup() -> io::Result<IoUring> {
         .build(256);
     match tuned {
         Ok(ring) => {
-            eprintln!("io_uring: SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN");
+            eprintln!("io_uring: {FLAGS}");
             Ok(ring)
         }
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            eprintln!("io_uring: the kernel refused SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN ({e}); plain setup");
+            eprintln!("io_uring: the kernel refused {FLAGS} ({e}); plain setup");
             IoUring::builder().setup_cqsize(4096).build(256)
         }
         Err(e) => Err(e),
@@ -484,8 +487,6 @@ fn main() -> io::Result<()> {
         }
         Err(e) => return Err(e),
     };
-    // Declared after `uring`, `server` (the connections and their send buffers) is dropped
-    // before it. That happens only when main returns an error, and the process then exits.
     let (mut submitter, sq, mut cq) = uring.split();
     // One fd lookup less per io_uring_enter. Optional: older kernels lack it.
     if let Err(e) = submitter.register_ring_fd() {
@@ -504,7 +505,18 @@ fn main() -> io::Result<()> {
 
     let mut ring = Ring { submitter, sq };
     let mut server = Server { listener, conns: HashMap::new(), next_token: LISTENER + 1, bufs };
-    server.arm_accept(&mut ring)?;
+    let e = serve(&mut server, &mut ring, &mut cq);
+    // Exit without dropping `server`: requests may still be in flight, and the kernel may still
+    // read the send buffers they name (`exit` runs no destructors).
+    eprintln!("io_uring: {e}");
+    std::process::exit(1);
+}
+
+/// The event loop; returns only on an error the server cannot go on after.
+fn serve(server: &mut Server, ring: &mut Ring<'_>, cq: &mut CompletionQueue<'_>) -> io::Error {
+    if let Err(e) = server.arm_accept(ring) {
+        return e;
+    }
     loop {
         // The one system call per turn: it submits every SQE queued since the last turn (the
         // sends and re-arms the completions below asked for), runs the completion work the
@@ -514,11 +526,13 @@ fn main() -> io::Result<()> {
             Ok(_) => {}
             // EINTR: a signal; EBUSY: completions overflowed, drain them first.
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
-            Err(e) => return Err(e),
+            Err(e) => return e,
         }
         cq.sync();
-        for cqe in &mut cq {
-            server.on_completion(&mut ring, &cqe)?;
+        for cqe in &mut *cq {
+            if let Err(e) = server.on_completion(ring, &cqe) {
+                return e;
+            }
         }
         // Hand the consumed entries back to the kernel before it next posts.
         cq.sync();
