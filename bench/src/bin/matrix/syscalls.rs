@@ -16,7 +16,7 @@
 //!   DONE are counted, without connection setup or teardown. It needs perf and the rights
 //!   to the tracepoints (root, or `perf_event_paranoid` ≤ -1); without them the table is
 //!   skipped, saying why. `threads` is left out there: at 1000 connections it has 1000
-//!   threads, and perf would need an fd per thread and event (17,000), while its count is
+//!   threads, and perf would need an fd per thread and event (19,000), while its count is
 //!   a read and a write per round trip by construction.
 //!
 //! Both count between loadgen's READY and DONE: connection setup and teardown are not in it.
