@@ -18,6 +18,18 @@ pub struct Row {
 
 /// Prints a Markdown table: `columns` of values, then one `mini/X` column per `ratio_cols`.
 pub fn print_table(title: &str, columns: &[&str], ratio_cols: &[&str], rows: &[Row], decimals: usize) {
+    let headers: Vec<String> = ratio_cols.iter().map(|c| format!("mini/{c}")).collect();
+    print_table_headed(title, columns, &headers, rows, decimals);
+}
+
+/// Like [`print_table`], with the ratio columns' headers given whole (`mini-uring/tokio`).
+pub fn print_table_headed(
+    title: &str,
+    columns: &[&str],
+    ratio_headers: &[String],
+    rows: &[Row],
+    decimals: usize,
+) {
     println!("\n{title}\n");
     let width = rows.iter().map(|r| r.label.chars().count()).max().unwrap_or(0).max(13);
     let mut header = format!("| {:<width$} |", "");
@@ -27,9 +39,10 @@ pub fn print_table(title: &str, columns: &[&str], ratio_cols: &[&str], rows: &[R
         header += &format!(" {c:>w$} |");
         rule += &format!("{}:|", "-".repeat(w + 1));
     }
-    for c in ratio_cols {
-        header += &format!(" {:>12} |", format!("mini/{c}"));
-        rule += &format!("{}:|", "-".repeat(13));
+    let ratio_widths: Vec<usize> = ratio_headers.iter().map(|h| h.chars().count().max(12)).collect();
+    for (h, w) in ratio_headers.iter().zip(&ratio_widths) {
+        header += &format!(" {h:>w$} |");
+        rule += &format!("{}:|", "-".repeat(w + 1));
     }
     println!("{header}\n{rule}");
     for row in rows {
@@ -40,10 +53,10 @@ pub fn print_table(title: &str, columns: &[&str], ratio_cols: &[&str], rows: &[R
                 None => format!(" {:>w$} |", "-"),
             };
         }
-        for r in &row.ratios {
+        for (r, w) in row.ratios.iter().zip(&ratio_widths) {
             line += &match r {
-                Some(r) => format!(" {r:>12.2} |"),
-                None => format!(" {:>12} |", "-"),
+                Some(r) => format!(" {r:>w$.2} |"),
+                None => format!(" {:>w$} |", "-"),
             };
         }
         println!("{line}");
@@ -91,7 +104,7 @@ impl Results {
         (!r.is_empty()).then(|| median(&r))
     }
 
-    /// Prints a table of medians of `key` for each row and runtime, with ratios.
+    /// Prints a table of medians of `key` for each row and runtime, with ratios mini/other.
     pub fn table(
         &self,
         title: &str,
@@ -101,15 +114,31 @@ impl Results {
         key: &str,
         decimals: usize,
     ) {
+        let pairs: Vec<(&str, &str)> = others.iter().map(|o| ("mini", *o)).collect();
+        self.table_pairs(title, rows, rts, &pairs, key, decimals);
+    }
+
+    /// Like [`table`](Self::table), with a ratio column `a/b` for each pair `(a, b)`: the
+    /// echo tables add `mini-uring/mini` and `mini-uring/tokio` to mini's.
+    pub fn table_pairs(
+        &self,
+        title: &str,
+        rows: &[String],
+        rts: &[&str],
+        pairs: &[(&str, &str)],
+        key: &str,
+        decimals: usize,
+    ) {
         let rows: Vec<Row> = rows
             .iter()
             .map(|row| Row {
                 label: row.clone(),
                 values: rts.iter().map(|rt| self.median(row, rt, key)).collect(),
-                ratios: others.iter().map(|o| self.ratio(row, o, key)).collect(),
+                ratios: pairs.iter().map(|(a, b)| self.ratio_of(row, a, b, key)).collect(),
             })
             .collect();
-        print_table(title, rts, others, &rows, decimals);
+        let headers: Vec<String> = pairs.iter().map(|(a, b)| format!("{a}/{b}")).collect();
+        print_table_headed(title, rts, &headers, &rows, decimals);
     }
 }
 

@@ -33,17 +33,20 @@
 //!
 //! `--only instr` is an alias of `det` (the section it replaced measured 1 × 64 B only).
 
-use std::fs::File;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use mini_bench::report::{print_table, Rec, Results, Row, Targets};
+use mini_bench::report::{print_table_headed, Rec, Results, Row, Targets};
 
+use super::server::runnable;
+use super::uring::URING_PAIRS;
 use super::{cell_label, strs, HeldLoad, Opts, Server, THINK_MS};
 
 /// The servers measured: `threads` is left out (1000 threads under valgrind, which runs one
-/// at a time, measure valgrind's scheduler more than the server).
-const SERVERS: [&str; 4] = ["mini", "tokio", "smol", "epoll"];
+/// at a time, measure valgrind's scheduler more than the server). `mini-uring` runs only
+/// where valgrind lets mini set up io_uring (valgrind 3.19 knows `io_uring_setup`,
+/// `_enter` and `_register`; the section checks once, under valgrind, and otherwise leaves
+/// it out, saying why).
+const SERVERS: [&str; 5] = ["mini", "mini-uring", "tokio", "smol", "epoll"];
 const OTHERS: [&str; 3] = ["tokio", "smol", "epoll"];
 
 /// Cachegrind's simulated caches, fixed: 32 KiB 8-way L1s and an 8 MiB 16-way last level,
@@ -138,13 +141,16 @@ fn idle_cpu_ns(pid: u32) -> Option<u64> {
 }
 
 /// From each thread's (state, wait channel, CPU ns): the total CPU time if all threads are
-/// asleep (`S`) and one of them waits in `epoll_wait`, else `None`. Under valgrind the
-/// threads not running guest code sleep on its lock (a futex): asleep, but not idle, unless
-/// one thread is in the guest's `epoll_wait` (smol's waits in its `async-io` thread).
+/// asleep (`S`) and one of them waits for events, else `None`. Under valgrind the threads
+/// not running guest code sleep on its lock (a futex): asleep, but not idle, unless one
+/// thread is in the guest's `epoll_wait` (smol's waits in its `async-io` thread), or, on
+/// mini's io_uring driver, in `io_uring_enter` waiting for completions (`io_cqring_wait`).
 fn idle_total(threads: &[(char, String, u64)]) -> Option<u64> {
     let asleep = threads.iter().all(|(state, _, _)| *state == 'S');
-    let in_epoll = threads.iter().any(|(_, wchan, _)| wchan.contains("epoll") || wchan.contains("ep_poll"));
-    (asleep && in_epoll).then(|| threads.iter().map(|(_, _, ns)| ns).sum())
+    let waiting = threads.iter().any(|(_, wchan, _)| {
+        wchan.contains("epoll") || wchan.contains("ep_poll") || wchan.contains("io_cqring_wait")
+    });
+    (asleep && waiting).then(|| threads.iter().map(|(_, _, ns)| ns).sum())
 }
 
 /// Waits until the server is idle: after loadgen's last echo the server still finishes that
@@ -172,10 +178,8 @@ fn run_once(opts: &Opts, name: &str, cell: Cell, rounds: u64) -> Result<Counts, 
     let out_file = opts.tmp(&format!("cachegrind-{name}.out"));
     let err_file = opts.tmp(&format!("cachegrind-{name}.txt"));
     let out_arg = format!("--cachegrind-out-file={}", out_file.display());
-    let mut wrapper = vec!["valgrind", "--tool=cachegrind", "--cache-sim=yes", &out_arg];
-    wrapper.extend(CACHE);
-    let stderr = File::create(&err_file).map_err(|e| format!("create {}: {e}", err_file.display()))?;
-    let server = Server::start_under(opts, name, &wrapper, Stdio::from(stderr));
+    let server = Server::start_under(opts, name, &valgrind(&out_arg), Some(&err_file));
+    server.driver_check()?;
     let mut args = strs(&[
         &server.addr,
         "--conns",
@@ -215,6 +219,13 @@ fn run_once(opts: &Opts, name: &str, cell: Cell, rounds: u64) -> Result<Counts, 
     })
 }
 
+/// The wrapper that runs a server under cachegrind, its counts written as `out_arg` says.
+fn valgrind(out_arg: &str) -> Vec<&str> {
+    let mut wrapper = vec!["valgrind", "--tool=cachegrind", "--cache-sim=yes", out_arg];
+    wrapper.extend(CACHE);
+    wrapper
+}
+
 /// Per round trip for one server and cell: the difference of a short and a long run.
 fn measure(opts: &Opts, name: &str, cell: Cell) -> Result<Counts, String> {
     let short = run_once(opts, name, cell, cell.short)?;
@@ -225,10 +236,19 @@ fn measure(opts: &Opts, name: &str, cell: Cell) -> Result<Counts, String> {
 /// The `det` section: tables, RESULT lines and issue 13's targets.
 pub(super) fn run(opts: &Opts, targets: &mut Targets) {
     let cells = cells(opts.quick);
+    let probe_out = opts.tmp("cachegrind-probe.out");
+    let run_these = runnable(
+        opts,
+        "det",
+        &SERVERS,
+        &valgrind(&format!("--cachegrind-out-file={}", probe_out.display())),
+        targets,
+    );
+    let _ = std::fs::remove_file(&probe_out);
     let mut res = Results::default();
     for rep in 0..REPS {
         for cell in cells {
-            for name in SERVERS {
+            for name in SERVERS.into_iter().filter(|n| run_these.contains(n)) {
                 // No wait_quiet: counts need no quiet machine, and the run's waiting budget
                 // is left to the timed sections that follow.
                 let label = cell.label();
@@ -316,6 +336,13 @@ pub(super) fn run(opts: &Opts, targets: &mut Targets) {
             targets.note(format!("user-space instructions per round trip, {row}, mini/{other}: {r:.2}"));
         }
     }
+    for row in &rows {
+        for (a, b) in URING_PAIRS {
+            if let Some(r) = res.ratio_of(row, a, b, "instr") {
+                targets.note(format!("user-space instructions per round trip, {row}, {a}/{b}: {r:.2}"));
+            }
+        }
+    }
     if let Some(r) = res.ratio(one, "tokio", "instr") {
         // Issue 5's line, kept from the `instr` section this one replaced.
         targets.note(format!(
@@ -329,8 +356,13 @@ pub(super) fn run(opts: &Opts, targets: &mut Targets) {
 /// fits in the cache can come out at -0.003 misses): no ratio is shown against it.
 const RATIO_FLOOR: f64 = 0.05;
 
-/// Like `Results::table`, but a ratio mini/other only where other's median reaches
-/// `RATIO_FLOOR`: 0.44 misses against 0.000 is not "170 times", it is "tokio has none".
+/// The ratio columns: mini over each of `OTHERS`, then mini-uring over mini and tokio.
+fn pairs() -> impl Iterator<Item = (&'static str, &'static str)> {
+    OTHERS.iter().map(|o| ("mini", *o)).chain(URING_PAIRS)
+}
+
+/// Like `Results::table`, but a ratio a/b only where b's median reaches `RATIO_FLOOR`:
+/// 0.44 misses against 0.000 is not "170 times", it is "tokio has none".
 fn table(res: &Results, title: &str, rows: &[String], key: &str, decimals: usize) {
     let rows: Vec<Row> = rows
         .iter()
@@ -349,16 +381,16 @@ fn table(res: &Results, title: &str, rows: &[String], key: &str, decimals: usize
                     })
                 })
                 .collect(),
-            ratios: OTHERS
-                .iter()
-                .map(|o| match res.median(row, o, key) {
-                    Some(v) if v >= RATIO_FLOOR => res.ratio(row, o, key),
+            ratios: pairs()
+                .map(|(a, b)| match res.median(row, b, key) {
+                    Some(v) if v >= RATIO_FLOOR => res.ratio_of(row, a, b, key),
                     _ => None,
                 })
                 .collect(),
         })
         .collect();
-    print_table(title, &SERVERS, &OTHERS, &rows, decimals);
+    let headers: Vec<String> = pairs().map(|(a, b)| format!("{a}/{b}")).collect();
+    print_table_headed(title, &SERVERS, &headers, &rows, decimals);
 }
 
 /// Prints, per figure, the widest spread (max - min) across the repetitions of any server
@@ -433,6 +465,8 @@ summary: 17016226 2150 2026 3987838 168179 1896 6393814 75008 72021
         let smol = [t('S', "futex_do_wait", 30), t('S', "do_epoll_wait", 12)];
         assert_eq!(idle_total(&smol), Some(42));
         assert_eq!(idle_total(&[t('S', "ep_poll", 7)]), Some(7)); // older kernels' name
+                                                                  // mini on io_uring, waiting in io_uring_enter for completions.
+        assert_eq!(idle_total(&[t('S', "io_cqring_wait", 9)]), Some(9));
         assert_eq!(idle_total(&[t('R', "0", 7)]), None); // still running
         assert_eq!(idle_total(&[t('S', "futex_do_wait", 7), t('R', "0", 1)]), None);
         // Asleep, but in valgrind's lock hand-over or a blocking write, not waiting for events.

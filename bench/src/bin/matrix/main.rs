@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mini_bench::report::{print_table, Rec, Results, Row, Targets};
+use mini_bench::report::{Rec, Results, Targets};
 use mini_bench::{flag, flag_or, parse_result_line};
 
 mod det;
@@ -46,8 +46,15 @@ mod http;
 mod peers;
 mod redis;
 mod scaling;
+mod server;
+mod syscalls;
+mod uring;
 
-const SERVERS: [&str; 5] = ["mini", "tokio", "smol", "epoll", "threads"];
+use server::Server;
+
+/// The echo servers. `mini-uring` is `echo_mini` on mini's io_uring driver (issue 14; see
+/// `server.rs`), `mini` the same binary on epoll.
+const SERVERS: [&str; 6] = ["mini", "mini-uring", "tokio", "smol", "epoll", "threads"];
 const OTHERS: [&str; 4] = ["tokio", "smol", "epoll", "threads"];
 const IDLE_SERVERS: [&str; 4] = ["mini", "tokio", "smol", "epoll"];
 /// Every section, in the order a full run takes them: `det` first, as issue 13 asks (its
@@ -162,59 +169,6 @@ fn run_bin(
     records(&stdout)
 }
 
-/// An echo server child process (on CPU 0, optionally under a wrapper such as valgrind),
-/// killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Server {
-    fn start(opts: &Opts, name: &str) -> Server {
-        Server::start_under(opts, name, &[], Stdio::inherit())
-    }
-
-    fn start_under(opts: &Opts, name: &str, wrapper: &[&str], stderr: Stdio) -> Server {
-        let mut child = Command::new("taskset")
-            .args(["-c", "0"])
-            .args(wrapper)
-            .arg(opts.bin.join(format!("echo_{name}")))
-            .arg("127.0.0.1:0")
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start echo_{name}: {e}"));
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read server stdout");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("echo_{name} said {line:?}, not \"listening on ADDR\""))
-            .to_string();
-        Server { child, addr, _stdout: stdout }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id() // taskset execs the server (or its wrapper): same pid
-    }
-
-    /// Ends the server with a signal and waits for it.
-    fn stop(mut self, signal: i32) {
-        // SAFETY: kill on our own child's pid, which we have not reaped yet.
-        unsafe { libc::kill(self.pid() as i32, signal) };
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // echo and idle
 
@@ -270,29 +224,42 @@ fn echo_window<S>(
 
 fn echo(opts: &Opts, targets: &mut Targets) {
     let cells = cells(opts);
+    let run_these = server::runnable(opts, "echo", &SERVERS, &[], targets);
     let mut res = Results::default();
     for rep in 0..opts.reps {
         for &(conns, len) in &cells {
             for name in SERVERS {
                 let label = format!("#{rep} {name}");
-                let rec = echo_window(opts, Some("1"), &label, (conns, len), || {
-                    let server = Server::start(opts, name);
-                    let (addr, pid) = (server.addr.clone(), server.pid());
-                    Some((server, addr, pid))
-                });
+                let rec = run_these
+                    .contains(&name)
+                    .then(|| {
+                        echo_window(opts, Some("1"), &label, (conns, len), || {
+                            let server = Server::start(opts, name);
+                            // A mini that fell back to another driver is no measurement of its name.
+                            server.driver_check().map_err(|e| println!("  {label:<14} {e}")).ok()?;
+                            let (addr, pid) = (server.addr.clone(), server.pid());
+                            Some((server, addr, pid))
+                        })
+                    })
+                    .flatten();
                 res.push(&cell_label((conns, len)), name, rec);
             }
         }
     }
     let rows: Vec<String> = cells.iter().map(|&c| cell_label(c)).collect();
     let title = |what: &str| format!("echo: {what} (median of {})", opts.reps);
-    res.table(&title("round trips per second"), &rows, &SERVERS, &OTHERS, "rtps", 0);
-    res.table(&title("latency p50, µs"), &rows, &SERVERS, &OTHERS, "p50_us", 1);
-    res.table(&title("latency p99, µs"), &rows, &SERVERS, &OTHERS, "p99_us", 1);
-    res.table(&title("latency p99.9, µs"), &rows, &SERVERS, &OTHERS, "p999_us", 1);
-    res.table(&title("server user CPU per round trip, µs"), &rows, &SERVERS, &OTHERS, "srv_user_us", 3);
-    res.table(&title("server system CPU per round trip, µs"), &rows, &SERVERS, &OTHERS, "srv_sys_us", 3);
-    res.table(&title("server total CPU per round trip, µs"), &rows, &SERVERS, &OTHERS, "srv_total_us", 3);
+    // mini's ratio columns, then mini-uring's over mini (epoll) and over tokio.
+    let pairs: Vec<(&str, &str)> = OTHERS.iter().map(|o| ("mini", *o)).chain(uring::URING_PAIRS).collect();
+    let table = |what: &str, key: &str, decimals: usize| {
+        res.table_pairs(&title(what), &rows, &SERVERS, &pairs, key, decimals)
+    };
+    table("round trips per second", "rtps", 0);
+    table("latency p50, µs", "p50_us", 1);
+    table("latency p99, µs", "p99_us", 1);
+    table("latency p99.9, µs", "p999_us", 1);
+    table("server user CPU per round trip, µs", "srv_user_us", 3);
+    table("server system CPU per round trip, µs", "srv_sys_us", 3);
+    table("server total CPU per round trip, µs", "srv_total_us", 3);
     res.table(&title("server CPU, % of its core"), &rows, &SERVERS, &[], "srv_cpu_pct", 0);
     res.table(&title("load generator CPU, % of its core"), &rows, &SERVERS, &[], "client_cpu_pct", 0);
     res.table(
@@ -333,6 +300,7 @@ fn echo(opts: &Opts, targets: &mut Targets) {
     for row in rows.iter().filter(|r| r.starts_with("50 x")) {
         targets.ratio(format!("p99 latency, {row}, vs tokio"), res.ratio(row, "tokio", "p99_us"), false, 1.0);
     }
+    uring::report(&res, &rows, opts.reps, targets);
 }
 
 fn idle(opts: &Opts, targets: &mut Targets) {
@@ -343,6 +311,11 @@ fn idle(opts: &Opts, targets: &mut Targets) {
         for name in IDLE_SERVERS {
             wait_quiet(opts);
             let server = Server::start(opts, name);
+            if let Err(e) = server.driver_check() {
+                println!("  #{rep} {name:<10} {e}");
+                res.push(&row, name, None);
+                continue;
+            }
             let args =
                 strs(&[&server.addr, "--pid", &server.pid().to_string(), "--conns", &conns.to_string()]);
             let rec =
@@ -362,17 +335,10 @@ fn idle(opts: &Opts, targets: &mut Targets) {
 }
 
 // ---------------------------------------------------------------------------------------
-// syscalls (strace)
+// held loads (det, syscalls)
 
 /// Pause between round trips while tracing (see loadgen's `--think`).
 const THINK_MS: &str = "0.3";
-
-/// loadgen's arguments for a traced server (strace): one connection, 64 B, `rounds` round
-/// trips `THINK_MS` apart.
-fn paced_load_args(addr: &str, rounds: u64) -> Vec<String> {
-    let rounds = rounds.to_string();
-    strs(&[addr, "--conns", "1", "--len", "64", "--rounds", &rounds, "--think", THINK_MS])
-}
 
 /// A `loadgen --hold` child on CPU 1 (see loadgen's docs): connected, one round trip done
 /// on each connection, waiting for the go. It runs under `timeout`, so a server that stops
@@ -445,95 +411,6 @@ impl Drop for HeldLoad {
             unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
             let _ = self.child.wait();
         }
-    }
-}
-
-/// Syscall name → calls per round trip, for one server, counted by `strace -c -f` between
-/// loadgen's READY and DONE (so without connection setup or teardown).
-fn strace_one(opts: &Opts, name: &str, rounds: u64) -> Option<Vec<(String, f64)>> {
-    let server = Server::start(opts, name);
-    let mut load = HeldLoad::start(opts, &paced_load_args(&server.addr, rounds))
-        .map_err(|e| println!("  strace {name:<7} {e}"))
-        .ok()?;
-    let out_file = opts.tmp(&format!("strace-{name}.txt"));
-    let mut strace = Command::new("strace")
-        .args(["-c", "-f", "-o"])
-        .arg(&out_file)
-        .args(["-p", &server.pid().to_string()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| println!("  strace: {e} (apt-get install -y strace)"))
-        .ok()?;
-    // Go once strace says "Process N attached"; drain the rest of its stderr meanwhile.
-    let mut err = BufReader::new(strace.stderr.take()?);
-    let mut line = String::new();
-    while err.read_line(&mut line).ok()? > 0 && !line.contains("attached") {
-        line.clear();
-    }
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    let output = load.go().map_err(|e| println!("  strace {name:<7} {e}")).ok()?;
-    for l in output.lines().filter(|l| !l.starts_with("RESULT")) {
-        println!("  strace {name:<7} {l}");
-    }
-    // SAFETY: kill on our own child's pid, which we have not reaped yet.
-    unsafe { libc::kill(strace.id() as i32, libc::SIGINT) };
-    let _ = strace.wait();
-    load.finish();
-    let text = std::fs::read_to_string(&out_file).ok()?;
-    let _ = std::fs::remove_file(&out_file);
-    // Lines: "% time  seconds  usecs/call  calls  [errors]  syscall".
-    let mut per_rt = Vec::new();
-    for l in text.lines() {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if !(5..=6).contains(&f.len()) || f[0].parse::<f64>().is_err() || f[f.len() - 1] == "total" {
-            continue;
-        }
-        if let Ok(calls) = f[3].parse::<f64>() {
-            per_rt.push((f[f.len() - 1].to_string(), calls / rounds as f64));
-        }
-    }
-    Some(per_rt)
-}
-
-fn syscalls(opts: &Opts, targets: &mut Targets) {
-    let rounds = if opts.quick { 2000 } else { 10_000 };
-    let all: Vec<Option<Vec<(String, f64)>>> = SERVERS
-        .iter()
-        .map(|name| {
-            wait_quiet(opts);
-            strace_one(opts, name, rounds)
-        })
-        .collect();
-    let get =
-        |i: usize, n: &str| all[i].as_ref().map(|m| m.iter().find(|(k, _)| k == n).map_or(0.0, |(_, v)| *v));
-    let mut names: Vec<String> =
-        all.iter().flatten().flat_map(|m| m.iter().map(|(k, _)| k.clone())).collect();
-    names.sort();
-    names.dedup();
-    let mut rows: Vec<Row> = names
-        .iter()
-        .map(|n| Row {
-            label: n.clone(),
-            values: (0..SERVERS.len()).map(|i| get(i, n)).collect(),
-            ratios: vec![],
-        })
-        .collect();
-    let totals: Vec<Option<f64>> =
-        all.iter().map(|m| m.as_ref().map(|m| m.iter().map(|(_, v)| v).sum())).collect();
-    rows.push(Row { label: "total".into(), values: totals.clone(), ratios: vec![] });
-    let title = format!(
-        "syscalls per echo round trip (strace -c -f; 1 connection, 64 B, {rounds} round trips {THINK_MS} ms apart; \
-         setup and teardown not counted)"
-    );
-    print_table(&title, &SERVERS, &[], &rows, 3);
-    match totals[0] {
-        Some(t) => {
-            targets.check(t <= 3.0, format!("syscalls per echo round trip (mini): {t:.3} (target <= 3)"))
-        }
-        None => targets.check(false, "syscalls per echo round trip (mini): no data".into()),
-    }
-    if let Some(n) = get(0, "epoll_ctl") {
-        targets.check(n == 0.0, format!("epoll_ctl per echo round trip (mini): {n:.3} (target: none)"));
     }
 }
 
@@ -683,7 +560,7 @@ fn main() {
             }
             "syscalls" => {
                 println!("\n== syscalls per round trip (strace) ==");
-                syscalls(&opts, &mut targets);
+                syscalls::run(&opts, &mut targets);
             }
             "det" => {
                 println!("\n== det: instructions and data-cache misses per round trip (valgrind cachegrind), server on CPU 0, loadgen on CPU 1 ==");

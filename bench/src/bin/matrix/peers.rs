@@ -23,7 +23,7 @@ use super::{wait_quiet, Opts, NOISY_PCT, NOISY_RETRIES};
 
 /// A load generator using this much of its core (or more) is the bottleneck: the rps it
 /// measures are its own limit as much as the server's.
-const SATURATED_PCT: f64 = 90.0;
+pub(super) const SATURATED_PCT: f64 = 90.0;
 
 /// A server under test on CPU 0, its stdout and stderr in a log file; killed on drop.
 pub(super) struct Peer {
