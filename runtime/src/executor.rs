@@ -444,6 +444,11 @@ impl Runtime {
         Builder::new().build()
     }
 
+    /// TEMPORARY stand-in: the driver in use.
+    pub fn driver(&self) -> Driver {
+        Driver::Epoll
+    }
+
     fn with(builder: &Builder) -> io::Result<Runtime> {
         let doorbell = Doorbell::new()?;
         let trace = Trace::from_env();
@@ -622,6 +627,11 @@ impl Builder {
     /// [`DEFAULT_SLOW_POLL_THRESHOLD`] (100 ms).
     pub fn slow_poll_threshold(&mut self, threshold: Option<Duration>) -> &mut Builder {
         self.slow_poll_threshold = threshold;
+        self
+    }
+
+    /// TEMPORARY stand-in for the lead's driver choice.
+    pub fn driver(&mut self, _driver: Driver) -> &mut Builder {
         self
     }
 
@@ -998,4 +1008,15 @@ mod tests {
         waker_thread.join().unwrap();
         assert!(rt.core.spin_for_remote.get());
     }
+}
+
+/// TEMPORARY stand-in for the lead's `Driver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// io_uring if the kernel allows it, else epoll.
+    Auto,
+    /// io_uring.
+    IoUring,
+    /// epoll.
+    Epoll,
 }
