@@ -25,8 +25,8 @@
 
 pub use mini_macros::{main, test};
 pub use mini_runtime::{
-    block_on, spawn, spawn_blocking, yield_now, Builder, JoinError, JoinHandle, Runtime, Shutdown, Triggered,
-    Worker, DEFAULT_SLOW_POLL_THRESHOLD,
+    block_on, spawn, spawn_blocking, yield_now, Builder, Driver, JoinError, JoinHandle, Runtime, Shutdown,
+    Triggered, Worker, DEFAULT_SLOW_POLL_THRESHOLD,
 };
 
 /// Async I/O traits, helpers, and [`Async`](io::Async) for any non-blocking fd.
@@ -37,6 +37,12 @@ pub mod io {
 /// Networking: TCP sockets.
 pub mod net {
     pub use mini_net::*;
+}
+
+/// Files and directories: `File`, `read`, `write`, `read_dir`, … (tokio's names), as
+/// completion requests on the io_uring driver and on the blocking pool on epoll.
+pub mod fs {
+    pub use mini_runtime::fs::*;
 }
 
 /// Timers: `sleep`, `timeout`, `interval`.
@@ -57,7 +63,7 @@ pub mod task {
 
 /// The runtime itself, and the [`Handle`](runtime::Handle) that reaches it from any thread.
 pub mod runtime {
-    pub use mini_runtime::{Builder, Handle, Runtime, SendJoinHandle, Shutdown, Triggered, Worker};
+    pub use mini_runtime::{Builder, Driver, Handle, Runtime, SendJoinHandle, Shutdown, Triggered, Worker};
 }
 
 /// The README's examples, compiled as doc tests.

@@ -20,6 +20,7 @@
 //! | [`signal`]   | Unix signals through a self-pipe registered with the reactor          |
 //! | `coop`       | the per-poll I/O budget that keeps one busy socket from starving all  |
 //! | [`io`]       | [`io::Async`], the `futures-io` traits, `copy`                        |
+//! | [`fs`]       | files: completion requests on io_uring, the blocking pool on epoll    |
 //! | [`socket`]   | safe socket primitives the `mini-net` crate builds on                 |
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -29,6 +30,7 @@ mod blocking;
 mod context;
 mod coop;
 mod executor;
+pub mod fs;
 mod handle;
 pub mod io;
 mod loom;
@@ -42,11 +44,13 @@ mod task;
 mod test_util;
 pub mod time;
 mod trace;
+#[cfg(feature = "uring")]
+mod uring;
 mod waiters;
 mod workers;
 
 pub use blocking::spawn_blocking;
-pub use executor::{block_on, spawn, Builder, Runtime, TaskBuilder, DEFAULT_SLOW_POLL_THRESHOLD};
+pub use executor::{block_on, spawn, Builder, Driver, Runtime, TaskBuilder, DEFAULT_SLOW_POLL_THRESHOLD};
 pub use handle::{Handle, LocalSpawner, SendJoinHandle};
 pub use shutdown::{Shutdown, Triggered};
 pub use task::{yield_now, JoinError, JoinHandle};
