@@ -569,3 +569,35 @@ fn a_write_finishes_after_its_file_is_dropped() {
         Ok(())
     });
 }
+
+/// Read-ahead the caller has not taken yet is given back: a read started for 100 bytes and
+/// then polled with a 3-byte buffer hands out 3, and the next write, or a relative seek,
+/// counts from there, not from where the kernel's position went.
+#[test]
+fn read_ahead_not_handed_out_is_given_back() {
+    on_both("read_ahead", |dir| async move {
+        let path = dir.join("f");
+        let data = pattern(1000);
+        for then_seek in [false, true] {
+            std::fs::write(&path, &data)?;
+            let mut file = OpenOptions::new().read(true).write(true).open(&path).await?;
+            let mut big = [0; 100];
+            let first = poll_fn(|cx| Poll::Ready(futures_io::AsyncRead::poll_read(Pin::new(&mut file), cx, &mut big))).await;
+            let handed = match first {
+                Poll::Ready(n) => n?, // the pool was quick: 100 handed out, nothing ahead
+                Poll::Pending => file.read(&mut [0; 3]).await?,
+            };
+            if then_seek {
+                let pos = futures_seek(&mut file, SeekFrom::Current(0)).await?;
+                assert_eq!(pos, handed as u64, "the position the reader sees");
+            } else {
+                file.write_all(b"XY").await?;
+                file.flush().await?;
+                let now = std::fs::read(&path)?;
+                assert_eq!(&now[handed..handed + 2], b"XY", "handed out {handed}");
+                assert_eq!(now[..handed], data[..handed]);
+            }
+        }
+        Ok(())
+    });
+}
