@@ -96,6 +96,11 @@ pub struct TimersChapter;
 #[doc = include_str!("../docs/net.md")]
 pub struct NetChapter;
 
+/// The book's chapter on files (`docs/fs.md`), compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/fs.md")]
+pub struct FsChapter;
+
 /// `docs/io-models.md`, compiled as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../docs/io-models.md")]
