@@ -110,18 +110,19 @@ fn read_returns_whole_files_of_any_size() {
     });
 }
 
-/// procfs files say their size is 0 and return short reads midway: `read` must read on to
-/// the end, not trust either.
+/// procfs files say their size is 0 and return short reads midway (`/proc/kallsyms` about a
+/// page per read): `read` must read on to the end, not trust either.
 #[test]
 fn read_reads_procfs_files_to_their_end() {
     on_both("procfs", |_dir| async move {
         let status = fs::read_to_string("/proc/self/status").await?;
         assert!(status.starts_with("Name:"), "{status}");
         assert!(status.contains("VmRSS") && status.ends_with('\n'), "read to the end: {status}");
-        let maps = fs::read_to_string("/proc/self/maps").await?;
-        let std_maps = std::fs::read_to_string("/proc/self/maps")?;
-        // The map changes as the test runs; its line count stays near (one page is ~40 lines).
-        assert!(maps.lines().count() + 40 > std_maps.lines().count(), "{} lines", maps.lines().count());
+        // Megabytes that do not change, read a page at a time.
+        match std::fs::read("/proc/kallsyms") {
+            Ok(want) => assert!(fs::read("/proc/kallsyms").await? == want, "/proc/kallsyms read whole"),
+            Err(e) => println!("skipped: /proc/kallsyms: {e}"),
+        }
         Ok(())
     });
 }
@@ -504,8 +505,10 @@ fn a_dropped_read_leaves_its_buffer_to_the_kernel() {
         let file = OpenOptions::new().read(true).write(true).open(&fifo).await?;
         let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo)?;
 
+        // Made first, so that the allocations right after the drop are the buffers themselves.
+        let mut fresh: Vec<Vec<u8>> = Vec::with_capacity(8);
         assert!(poll_once_then_drop(file.read_at(vec![0; 4096], 0)).await, "nothing to read yet");
-        let fresh: Vec<Vec<u8>> = (0..8).map(|_| vec![0u8; 4096]).collect();
+        fresh.extend((0..8).map(|_| vec![0u8; 4096]));
         for _ in 0..100 {
             mini::yield_now().await; // the loop turns; the request waits on
         }
@@ -533,13 +536,14 @@ fn dropped_file_reads_leave_the_runtime_working() {
         let data = pattern(4 << 20);
         std::fs::write(&path, &data)?;
         let file = File::open(&path).await?;
+        let mut fresh: Vec<Vec<u8>> = Vec::with_capacity(16);
         for i in 0..16u64 {
             poll_once_then_drop(file.read_at(vec![0; 1 << 20], i * 4096)).await;
+            fresh.push(vec![0u8; 1 << 20]);
         }
         let mut reader = File::open(&path).await?;
         let mut buf = vec![0; 100];
         poll_once_then_drop(reader.read_exact(&mut buf)).await; // the File keeps its read
-        let fresh: Vec<Vec<u8>> = (0..16).map(|_| vec![0u8; 1 << 20]).collect();
         drop(file);
         for _ in 0..100 {
             mini::yield_now().await;
