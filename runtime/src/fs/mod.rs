@@ -1,5 +1,5 @@
 //! Files and directories: [`File`], [`OpenOptions`], [`read_dir`] and the one-call helpers
-//! ([`read`], [`write`], [`metadata`], …), with tokio's names and meanings.
+//! ([`read`], [`write()`], [`metadata`], …), with tokio's names and meanings.
 //!
 //! # Two paths, chosen when each operation starts
 //!
