@@ -588,7 +588,10 @@ fn read_ahead_not_handed_out_is_given_back() {
             std::fs::write(&path, &data)?;
             let mut file = OpenOptions::new().read(true).write(true).open(&path).await?;
             let mut big = [0; 100];
-            let first = poll_fn(|cx| Poll::Ready(futures_io::AsyncRead::poll_read(Pin::new(&mut file), cx, &mut big))).await;
+            let first = poll_fn(|cx| {
+                Poll::Ready(futures_io::AsyncRead::poll_read(Pin::new(&mut file), cx, &mut big))
+            })
+            .await;
             let handed = match first {
                 Poll::Ready(n) => n?, // the pool was quick: 100 handed out, nothing ahead
                 Poll::Pending => file.read(&mut [0; 3]).await?,

@@ -184,7 +184,8 @@ impl OpenOptions {
 /// model's own shape and may run many at once.
 ///
 /// Dropping a `File` closes it (on io_uring with a close request) once its last operation
-/// has ended; a write started by `poll_write` still completes.
+/// has ended; a write started by `poll_write` still completes. Like mini's sockets, a `File`
+/// is not `Send`: its operations run on its runtime's thread.
 ///
 /// # Examples
 ///

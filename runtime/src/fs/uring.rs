@@ -85,10 +85,12 @@ impl Future for Opening {
 
 impl Drop for Opening {
     fn drop(&mut self) {
-        if let Some(op) = self.op.take() {
-            // Still inside the runtime that submitted it (`Op` is not `Send`). If the runtime
-            // is shutting down the task is dropped with the rest, and the kernel's answer
-            // (and a descriptor it may carry) goes with the ring.
+        let Some(op) = self.op.take() else { return };
+        // Normally dropped inside the runtime that submitted it (`Op` is not `Send`). Outside
+        // any io_uring runtime, or while one shuts down (the task is dropped with the rest),
+        // nobody will read the answer: a descriptor it carries stays open, a leak nothing
+        // can prevent without waiting in `drop`.
+        if crate::uring::op::active() {
             drop(crate::spawn(async move {
                 if let (Ok(fd), _) = op.await {
                     // SAFETY: as in `poll`: the kernel's new descriptor, owned by nobody else.
