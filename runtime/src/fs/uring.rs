@@ -239,9 +239,13 @@ fn metadata(s: &libc::statx) -> Metadata {
     }
 }
 
-/// Runs one request that takes only paths and answers only a status.
-async fn path_op<K: 'static>(entry: io_uring::squeue::Entry, keep: K) -> io::Result<()> {
-    // SAFETY: every caller builds `entry` from the CStrings it passes in `keep`.
+/// Runs one request that answers only a status.
+///
+/// # Safety
+///
+/// As for [`submit`]: `entry` points only into `keep` (here: the paths' `CString`s).
+async unsafe fn path_op<K: 'static>(entry: io_uring::squeue::Entry, keep: K) -> io::Result<()> {
+    // SAFETY: the caller's promise.
     unsafe { submit(entry, keep) }.await.0.map(drop)
 }
 
@@ -250,7 +254,8 @@ pub(super) async fn unlink(path: &Path, dir: bool) -> io::Result<()> {
     let path = c_path(path)?;
     let flags = if dir { libc::AT_REMOVEDIR } else { 0 };
     let entry = opcode::UnlinkAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr()).flags(flags).build();
-    path_op(entry, path).await
+    // SAFETY: the entry points at the path's bytes, owned by the CString in `keep`.
+    unsafe { path_op(entry, path) }.await
 }
 
 /// `renameat(AT_FDCWD, from, AT_FDCWD, to)`.
@@ -258,14 +263,16 @@ pub(super) async fn rename(from: &Path, to: &Path) -> io::Result<()> {
     let (from, to) = (c_path(from)?, c_path(to)?);
     let cwd = types::Fd(libc::AT_FDCWD);
     let entry = opcode::RenameAt::new(cwd, from.as_ptr(), cwd, to.as_ptr()).build();
-    path_op(entry, (from, to)).await
+    // SAFETY: the entry points at the two paths' bytes, owned by the CStrings in `keep`.
+    unsafe { path_op(entry, (from, to)) }.await
 }
 
 /// `mkdirat(AT_FDCWD, path, 0o777)` (less the umask, as always).
 pub(super) async fn mkdir(path: &Path) -> io::Result<()> {
     let path = c_path(path)?;
     let entry = opcode::MkDirAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr()).mode(0o777).build();
-    path_op(entry, path).await
+    // SAFETY: the entry points at the path's bytes, owned by the CString in `keep`.
+    unsafe { path_op(entry, path) }.await
 }
 
 /// A `File`'s descriptor, closed with a request rather than `close(2)` when the last `Arc`
