@@ -30,6 +30,7 @@ mod context;
 mod coop;
 mod driver;
 mod executor;
+pub mod fs;
 mod handle;
 pub mod io;
 mod loom;

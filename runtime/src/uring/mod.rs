@@ -29,7 +29,6 @@
 //! turns it back (`Rc::from_raw`) and drops it. Whatever the task side does meanwhile (drop
 //! the stream, drop the future), the memory lives until the kernel is done with it.
 
-#[allow(dead_code)] // its user, `mini::fs`, lands separately
 pub(crate) mod op;
 pub(crate) mod stream;
 
