@@ -313,12 +313,20 @@ impl Uring {
                 if c.result > 0 {
                     io.ready_event(c.result as u32);
                 }
+                if more && io.is_gone() {
+                    // Still armed after `disarm_poll`: its remove came while the poll was
+                    // being completed (`EALREADY`) and did nothing. Remove it again, or it
+                    // would hold the socket open for good (the peer never sees the close).
+                    self.cancel_now(c.user_data, io.fd());
+                }
                 if !more {
                     // SAFETY: a poll's user_data comes from `arm_poll`'s `push_holding`, and
                     // this completion is its last.
                     let io = unsafe { self.release::<ScheduledIo>(c.user_data) };
-                    // Ended by the kernel (not by `disarm_poll`): arm it again.
-                    if !io.is_gone() && c.result != -libc::ECANCELED {
+                    // Ended by the kernel (a full completion queue; not `disarm_poll`'s
+                    // cancel): arm it again. A poll that failed (EBADF: the fd was closed
+                    // behind its owner's back) is not re-armed: it would fail again at once.
+                    if !io.is_gone() && c.result >= 0 {
                         self.arm_poll(&io, io.fd());
                     }
                 }

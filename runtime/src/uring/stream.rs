@@ -404,6 +404,11 @@ impl Shared {
             let bid = ring::cqe::buffer(c.flags).expect("a receive into the ring names its buffer");
             if recv.closed {
                 uring.give_back(bid);
+                drop(recv);
+                if more {
+                    // Its cancel came while it was running (`EALREADY`): cancel it again.
+                    uring.cancel_now(c.user_data, self.fd.get());
+                }
                 return;
             }
             recv.queue.push_back(Filled::Ring { bid, len: c.result as u32 });
@@ -789,6 +794,11 @@ impl Acceptor {
         if c.result >= 0 {
             let fd = ring::owned_fd(c.result);
             if state.closed {
+                drop(state);
+                if more {
+                    // Its cancel came while it was running (`EALREADY`): cancel it again.
+                    uring.cancel_now(c.user_data, self.fd);
+                }
                 return; // the listener is gone: the connection is closed (fd dropped)
             }
             state.queue.push_back(Ok(fd));
@@ -800,7 +810,14 @@ impl Acceptor {
                 drop(state);
             }
         } else if -c.result == libc::ECANCELED {
+            // Stopped at `ACCEPT_AHEAD`. If the queue was taken meanwhile, an accept that
+            // parked found the request still armed: arm it again now, or nobody would.
             state.cancelling = false;
+            let rearm = !state.closed && state.queue.len() < ACCEPT_AHEAD;
+            drop(state);
+            if rearm {
+                self.arm(uring);
+            }
             return;
         } else if !state.closed
             && !sys::is_per_connection_accept_error(&io::Error::from_raw_os_error(-c.result))
