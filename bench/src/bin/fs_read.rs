@@ -21,6 +21,7 @@
 //!
 //! ```text
 //! fs_read [--files 10000] [--size 4096] [--concurrency 64] [--big-mib 256] [--chunk-kib 256] [--reps 5]
+//!         [--only tokio|mini|mini-uring|cat]    # one variant alone (to profile it)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -162,6 +163,8 @@ fn main() {
     let big_mib: usize = flag_or(&args, "--big-mib", 256);
     let chunk = flag_or::<usize>(&args, "--chunk-kib", 256) * 1024;
     let reps: usize = flag_or(&args, "--reps", 5);
+    let only = mini_bench::flag(&args, "--only");
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
 
     let dir = Dir(std::env::temp_dir().join(format!("mini-bench-fs-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).expect("create the bench directory");
@@ -190,7 +193,7 @@ fn main() {
         ["tokio", "mini-uring", "mini"].map(|n| (n, Vec::new(), Vec::new())).into();
     let mut bigs: Vec<(&str, Vec<f64>)> = ["cat", "mini-uring", "mini"].map(|n| (n, Vec::new())).into();
     for rep in 0..reps {
-        for (name, per_s, cpu) in small.iter_mut() {
+        for (name, per_s, cpu) in small.iter_mut().filter(|(n, ..)| wanted(n)) {
             let run = match *name {
                 "tokio" => Some(tokio_small(&paths, concurrency)),
                 "mini-uring" => mini_small(mini::Driver::IoUring, &paths, concurrency),
@@ -205,7 +208,7 @@ fn main() {
             per_s.push(rate);
             cpu.push(cpu_us);
         }
-        for (name, mib_s) in bigs.iter_mut() {
+        for (name, mib_s) in bigs.iter_mut().filter(|(n, _)| wanted(n)) {
             let run = match *name {
                 "cat" => Some(cat_big(&big)),
                 "mini-uring" => mini_big(mini::Driver::IoUring, &big, chunk),
