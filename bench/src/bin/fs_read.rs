@@ -11,6 +11,9 @@
 //!   reused `--chunk-kib` KiB buffer (mini: `File::read_at`, the owned-buffer call) and by
 //!   `cat` (its time includes starting the process, about a millisecond). Reported: MiB/s.
 //!
+//! Names as in the other sections: `mini` is mini on its default epoll driver (here: the
+//! blocking pool), `mini-uring` mini on io_uring.
+//!
 //! Each repetition runs every variant once, in the same order (A B C D A B C D ...). Nothing
 //! is pinned: the pool paths use their helper threads on the other core, as they would in
 //! production, so the CPU columns tell the cost where the throughput does not. The files are
@@ -18,6 +21,7 @@
 //!
 //! ```text
 //! fs_read [--files 10000] [--size 4096] [--concurrency 64] [--big-mib 256] [--chunk-kib 256] [--reps 5]
+//!         [--only tokio|mini|mini-uring|cat]    # one variant alone (to profile it)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -159,6 +163,8 @@ fn main() {
     let big_mib: usize = flag_or(&args, "--big-mib", 256);
     let chunk = flag_or::<usize>(&args, "--chunk-kib", 256) * 1024;
     let reps: usize = flag_or(&args, "--reps", 5);
+    let only = mini_bench::flag(&args, "--only");
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
 
     let dir = Dir(std::env::temp_dir().join(format!("mini-bench-fs-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).expect("create the bench directory");
@@ -184,13 +190,13 @@ fn main() {
 
     let small_label = format!("{files} x {size} B, {concurrency} at a time");
     let mut small: Vec<(&str, Vec<f64>, Vec<f64>)> =
-        ["tokio", "mini", "mini-epoll"].map(|n| (n, Vec::new(), Vec::new())).into();
-    let mut bigs: Vec<(&str, Vec<f64>)> = ["cat", "mini", "mini-epoll"].map(|n| (n, Vec::new())).into();
+        ["tokio", "mini-uring", "mini"].map(|n| (n, Vec::new(), Vec::new())).into();
+    let mut bigs: Vec<(&str, Vec<f64>)> = ["cat", "mini-uring", "mini"].map(|n| (n, Vec::new())).into();
     for rep in 0..reps {
-        for (name, per_s, cpu) in small.iter_mut() {
+        for (name, per_s, cpu) in small.iter_mut().filter(|(n, ..)| wanted(n)) {
             let run = match *name {
                 "tokio" => Some(tokio_small(&paths, concurrency)),
-                "mini" => mini_small(mini::Driver::IoUring, &paths, concurrency),
+                "mini-uring" => mini_small(mini::Driver::IoUring, &paths, concurrency),
                 _ => mini_small(mini::Driver::Epoll, &paths, concurrency),
             };
             let Some(run) = run else { continue };
@@ -202,10 +208,10 @@ fn main() {
             per_s.push(rate);
             cpu.push(cpu_us);
         }
-        for (name, mib_s) in bigs.iter_mut() {
+        for (name, mib_s) in bigs.iter_mut().filter(|(n, _)| wanted(n)) {
             let run = match *name {
                 "cat" => Some(cat_big(&big)),
-                "mini" => mini_big(mini::Driver::IoUring, &big, chunk),
+                "mini-uring" => mini_big(mini::Driver::IoUring, &big, chunk),
                 _ => mini_big(mini::Driver::Epoll, &big, chunk),
             };
             let Some(run) = run else { continue };

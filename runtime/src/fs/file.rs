@@ -631,26 +631,35 @@ impl Drop for File {
     }
 }
 
-/// `fs::read` on io_uring: open, `statx` for the size, read until the end, close.
+/// `fs::read` on io_uring: open, `statx` of the descriptor for the size, read until the end,
+/// close (not awaited). (A `statx` of the path beside the `openat`, in the same batch, saves a
+/// loop turn but costs a second path lookup in the kernel: measured slower, 5.5 against
+/// 5.2 us of CPU per 4 KiB file.)
 #[cfg(feature = "uring")]
 pub(super) async fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
     let file = Arc::new(uring::open(path, OpenOptions::new().read(true)).await?);
-    let result = read_to_end(&file).await;
+    let result = match uring::statx_file(file.clone()).await {
+        Ok(meta) => read_to_end(&file, usize::try_from(meta.len()).unwrap_or(0)).await,
+        Err(e) => Err(e),
+    };
     uring::release(file);
     result
 }
 
+/// Reads `file` from its position to its end, into a buffer sized for `size` (a hint).
 #[cfg(feature = "uring")]
-async fn read_to_end(file: &Arc<StdFile>) -> io::Result<Vec<u8>> {
+async fn read_to_end(file: &Arc<StdFile>, size: usize) -> io::Result<Vec<u8>> {
     /// Asked for beyond the size `statx` reports, so that a file of that size ends with one
     /// short read instead of a second read that returns 0.
     const PROBE: usize = 32;
-    let size = usize::try_from(uring::statx_file(file.clone()).await?.len()).unwrap_or(0);
-    let mut buf = vec![0; size + PROBE];
+    let mut buf = Vec::new();
+    grow_zeroed(&mut buf, size.saturating_add(PROBE))?;
     let mut filled = 0;
     loop {
         if filled == buf.len() {
-            buf.resize(buf.len().max(4096) * 2, 0); // the file grew, or stat said 0 (procfs)
+            // The file grew, or stat said 0 (procfs).
+            let len = buf.len().max(4096).saturating_mul(2);
+            grow_zeroed(&mut buf, len)?;
         }
         let asked = buf.len() - filled;
         let (result, b) = uring::read(file.clone(), buf, filled, None).await;
@@ -672,6 +681,15 @@ async fn read_to_end(file: &Arc<StdFile>) -> io::Result<Vec<u8>> {
     }
     buf.truncate(filled);
     Ok(buf)
+}
+
+/// Zero-fills `buf` to `len` bytes; `OutOfMemory` rather than an abort when that cannot be
+/// had (a sparse file may claim terabytes), as std's `read_to_end` does.
+#[cfg(feature = "uring")]
+fn grow_zeroed(buf: &mut Vec<u8>, len: usize) -> io::Result<()> {
+    buf.try_reserve_exact(len - buf.len()).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+    buf.resize(len, 0);
+    Ok(())
 }
 
 /// `fs::write` on io_uring: open (create, truncate), write it all, close.
