@@ -195,3 +195,40 @@ fn a_listener_stopped_at_its_accept_ahead_limit_accepts_again() {
         assert_eq!(accepted.len(), ACCEPT_AHEAD + 8);
     });
 }
+
+/// Cancellation: streams dropped while their receive is armed and their queues hold ring
+/// buffers give every buffer back, and the ring serves the next stream in full. (Without
+/// the give-back in `Shared::close`, 20 dropped streams would keep about 320 of the ring's
+/// 1,024 buffers for good.)
+#[test]
+fn dropped_streams_give_their_receive_buffers_back() {
+    let Some(rt) = uring_runtime() else { return };
+    rt.block_on(async {
+        let uring = crate::context::with_current(|core| core.reactor.clone()).unwrap();
+        let lent = || uring.uring().unwrap().lent.get();
+        let mut peers = Vec::new();
+        let mut ours = Vec::new();
+        for _ in 0..20 {
+            let (stream, mut peer) = pair();
+            peer.write_all(&[7; 60 * 1024]).unwrap(); // fits in the socket buffers: no block
+            ours.push(stream);
+            peers.push(peer);
+        }
+        turn_until(|| lent() >= 20 * 14).await; // each holds most of its 60 KiB
+        drop(ours); // receives armed, queues full
+        turn_until(|| lent() == 0).await;
+        // The whole ring is the next stream's: 1 MiB arrives with nobody else holding any.
+        let (stream, peer) = pair();
+        let writer = std::thread::spawn(move || {
+            let mut peer = peer;
+            peer.write_all(&vec![9; 1 << 20]).unwrap();
+        });
+        let mut got = 0;
+        let mut buf = vec![0; 64 * 1024];
+        while got < 1 << 20 {
+            got += read_some(&stream, &mut buf).await;
+        }
+        writer.join().unwrap();
+        assert_eq!(lent(), 0, "every buffer read was given back");
+    });
+}
