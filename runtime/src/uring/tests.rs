@@ -232,3 +232,28 @@ fn dropped_streams_give_their_receive_buffers_back() {
         assert_eq!(lent(), 0, "every buffer read was given back");
     });
 }
+
+/// Cancellation: a listener dropped while its multishot accept waits stops listening at
+/// once. The request holds the socket's file, so without the cancel in `Acceptor::close` the
+/// port would go on accepting (and closing) connections instead of refusing them.
+#[test]
+fn a_listener_dropped_while_accepting_stops_listening() {
+    let Some(rt) = uring_runtime() else { return };
+    rt.block_on(async {
+        let std_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let listener = Rc::new(Async::new_tcp_listener(std_listener).unwrap());
+        let waiting = listener.clone();
+        let accept = crate::spawn(async move {
+            poll_fn(|cx| waiting.poll_accept_completion(cx).expect("on io_uring")).await.map(drop)
+        });
+        crate::yield_now().await; // the accept is armed and parked
+        assert!(!accept.is_finished());
+        accept.abort();
+        let _ = accept.await;
+        drop(listener);
+        crate::yield_now().await;
+        let err = TcpStream::connect(addr).expect_err("nothing listens there any more");
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    });
+}
