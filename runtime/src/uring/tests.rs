@@ -41,6 +41,16 @@ async fn write_all(io: &Async<TcpStream>, mut buf: &[u8]) {
     }
 }
 
+/// Returns after a loop turn that began after the call (an enter that submitted everything
+/// queued before it): waits for a readiness it causes itself.
+async fn reactor_turn() {
+    let (tx, rx) = std::os::unix::net::UnixStream::pair().unwrap();
+    let rx = Async::new(rx).unwrap();
+    rx.clear_ready(crate::io::Direction::Read); // registered optimistically ready
+    (&tx).write_all(b"!").unwrap();
+    crate::time::timeout(Duration::from_secs(20), rx.readable()).await.expect("a turn within 20 s").unwrap();
+}
+
 /// Turns the loop until `done` says so, within a guard of 20 s.
 async fn turn_until(mut done: impl FnMut() -> bool) {
     let guard = std::time::Instant::now() + Duration::from_secs(20);
@@ -247,12 +257,12 @@ fn a_listener_dropped_while_accepting_stops_listening() {
         let accept = crate::spawn(async move {
             poll_fn(|cx| waiting.poll_accept_completion(cx).expect("on io_uring")).await.map(drop)
         });
-        crate::yield_now().await; // the accept is armed and parked
+        reactor_turn().await; // the accept is submitted, armed in the kernel, and parked
         assert!(!accept.is_finished());
         accept.abort();
         let _ = accept.await;
         drop(listener);
-        crate::yield_now().await;
+        reactor_turn().await;
         let err = TcpStream::connect(addr).expect_err("nothing listens there any more");
         assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
     });
