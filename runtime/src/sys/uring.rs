@@ -178,6 +178,15 @@ impl Ring {
         unsafe { self.ring.submitter().enter::<libc::sigset_t>(queued, 0, GETEVENTS, None) }
     }
 
+    /// Cancels the submitted request whose `user_data` is `target` and waits until it has
+    /// ended (`IORING_REGISTER_SYNC_CANCEL`, 6.0), or `timeout` passes. Unlike an async cancel,
+    /// it retries a request that was being completed when asked (`EALREADY`), so when it
+    /// returns the request holds nothing any more (a file being closed, in particular).
+    pub(crate) fn cancel_sync(&self, target: u64, timeout: Duration) -> io::Result<()> {
+        let ts = types::Timespec::new().sec(timeout.as_secs()).nsec(timeout.subsec_nanos());
+        self.ring.submitter().register_sync_cancel(Some(ts), types::CancelBuilder::user_data(target))
+    }
+
     /// Copies up to `out.len()` ready completions into `out`; returns how many.
     pub(crate) fn completions(&mut self, out: &mut Vec<Completion>, max: usize) {
         let mut cq = self.ring.completion();

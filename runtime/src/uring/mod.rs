@@ -234,8 +234,10 @@ impl Uring {
     }
 
     /// Queues a cancel of the request with `target` `user_data` and hands it to the kernel at
-    /// once, with its deferred work run: a socket being closed must not wait for the next turn
-    /// (the request holds the file open).
+    /// once (with everything else queued). For requests that may go on a little longer (the
+    /// read-ahead limit); a request being closed uses [`cancel_and_wait`].
+    ///
+    /// [`cancel_and_wait`]: Uring::cancel_and_wait
     pub(crate) fn cancel_now(&self, target: u64, fd: i32) {
         let entry = if Tag::of(target) == Tag::Poll {
             sys::poll_remove(target, Tag::Ignore as u64)
@@ -244,6 +246,25 @@ impl Uring {
         };
         // SAFETY: a cancel names no memory, only the target's user_data (a number).
         unsafe { self.push(&entry, "cancel", fd) };
+        self.flush();
+    }
+
+    /// Cancels the request with `target` `user_data` and returns once it has ended: its file
+    /// is released before the caller closes the fd, so the peer sees the close even if the
+    /// loop then sleeps, or the thread blocks. Submits everything queued first (the request
+    /// itself may still be queued). Bounded by a second; its completion is read as usual at
+    /// the next turn. (An async cancel that meets the request while it is being completed
+    /// gets `EALREADY` and leaves it armed.)
+    pub(crate) fn cancel_and_wait(&self, target: u64, fd: i32) {
+        self.flush();
+        if let Some(trace) = self.trace.get() {
+            trace.submission("cancel (synchronous)", fd, target);
+        }
+        // NotFound: it had ended already. A timeout (a kernel that never lets go) leaves the
+        // request to complete later; its reference keeps its memory alive meanwhile.
+        let _ = self.ring.borrow().cancel_sync(target, Duration::from_secs(1));
+        // The cancelled request ends in deferred task work (DEFER_TASKRUN), which only an
+        // enter runs: run it now, so the request lets go of the file before the fd closes.
         self.flush();
     }
 
@@ -272,7 +293,7 @@ impl Uring {
     /// Ends the poll of a source being deregistered: its last completion gives the
     /// reference back.
     pub(crate) fn disarm_poll(&self, io: &Rc<ScheduledIo>, fd: i32) {
-        self.cancel_now(Tag::Poll.data(Rc::as_ptr(io)), fd);
+        self.cancel_and_wait(Tag::Poll.data(Rc::as_ptr(io)), fd);
     }
 
     /// Hands the queued requests to the kernel and waits (`timeout`, as `Epoll::wait`), then

@@ -687,12 +687,12 @@ impl Shared {
                 *self.kept.borrow_mut() = Some(dup);
             }
         }
+        // Each also submits everything queued, so no request names the fd after it closes.
         if own {
-            uring.cancel_now(Tag::RecvOwn.data(Rc::as_ptr(self)), fd.as_raw_fd());
+            uring.cancel_and_wait(Tag::RecvOwn.data(Rc::as_ptr(self)), fd.as_raw_fd());
         }
         if armed {
-            // Also submits everything queued, so no request names the fd after it closes.
-            uring.cancel_now(Tag::Recv.data(Rc::as_ptr(self)), fd.as_raw_fd());
+            uring.cancel_and_wait(Tag::Recv.data(Rc::as_ptr(self)), fd.as_raw_fd());
         } else {
             uring.flush();
         }
@@ -907,7 +907,7 @@ impl Acceptor {
         let armed = state.armed;
         drop(state);
         if armed {
-            uring.cancel_now(Tag::Accept.data(Rc::as_ptr(self)), self.fd);
+            uring.cancel_and_wait(Tag::Accept.data(Rc::as_ptr(self)), self.fd);
         }
     }
 }
