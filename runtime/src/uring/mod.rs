@@ -314,6 +314,12 @@ impl Uring {
                 if c.result > 0 {
                     io.ready_event(c.result as u32);
                 }
+                // A source deregistered while this poll's wake-up was being processed: its
+                // cancel found the poll busy (EALREADY) and left it armed, holding the file
+                // open (the peer never sees the close). Now that it has completed, cancel again.
+                if more && io.is_gone() {
+                    self.cancel_now(c.user_data, io.fd());
+                }
                 if !more {
                     // SAFETY: a poll's user_data comes from `arm_poll`'s `push_holding`, and
                     // this completion is its last.
