@@ -39,6 +39,12 @@ pub mod net {
     pub use mini_net::*;
 }
 
+/// Files and directories: `File`, `read`, `write`, `read_dir`, … (tokio's names), as
+/// completion requests on the io_uring driver and on the blocking pool on epoll.
+pub mod fs {
+    pub use mini_runtime::fs::*;
+}
+
 /// Timers: `sleep`, `timeout`, `interval`.
 pub mod time {
     pub use mini_runtime::time::*;
@@ -89,6 +95,11 @@ pub struct TimersChapter;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/net.md")]
 pub struct NetChapter;
+
+/// The book's chapter on files (`docs/fs.md`), compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/fs.md")]
+pub struct FsChapter;
 
 /// `docs/io-models.md`, compiled as doc tests.
 #[cfg(doctest)]

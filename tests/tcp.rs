@@ -590,3 +590,39 @@ async fn try_read_and_try_write_do_not_wait() -> io::Result<()> {
     assert!(sent > 0);
     Ok(())
 }
+
+/// `AsyncBufRead`: `fill_buf` lends the bytes that arrived (on io_uring the driver's receive
+/// buffer itself, on epoll a buffer of the stream's own), `consume` takes some, and the
+/// stream's other reads (`read`, `try_read`, `peek`) see the rest first, in order; at the
+/// end, an empty `fill_buf`. The suite runs on both drivers (`MINI_DRIVER`).
+#[mini::test]
+async fn fill_buf_lends_the_bytes_and_reads_take_the_rest_in_order() -> io::Result<()> {
+    use futures_io::AsyncBufRead;
+    use std::future::poll_fn;
+    use std::pin::Pin;
+
+    let (mut client, mut server) = tcp_pair().await?;
+    client.write_all(b"hello, world").await?;
+    client.shutdown(Shutdown::Write)?;
+
+    let mut seen = Vec::new();
+    while seen.len() < 7 {
+        // Copied out inside the poll: the lent slice lives only as long as that borrow.
+        let chunk = poll_fn(|cx| Pin::new(&mut server).poll_fill_buf(cx).map_ok(<[u8]>::to_vec)).await?;
+        assert!(!chunk.is_empty(), "fill_buf ended before the data did");
+        let take = chunk.len().min(7 - seen.len());
+        seen.extend_from_slice(&chunk[..take]);
+        Pin::new(&mut server).consume(take);
+    }
+    assert_eq!(seen, b"hello, ");
+
+    let mut peeked = [0; 2];
+    let n = server.peek(&mut peeked).await?;
+    assert_eq!(&peeked[..n], &b"wo"[..n], "peek sees the unconsumed bytes first");
+    let mut rest = Vec::new();
+    server.read_to_end(&mut rest).await?;
+    assert_eq!(rest, b"world");
+    let end = poll_fn(|cx| Pin::new(&mut server).poll_fill_buf(cx).map_ok(<[u8]>::to_vec)).await?;
+    assert!(end.is_empty(), "end of stream is an empty fill_buf");
+    Ok(())
+}

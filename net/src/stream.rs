@@ -97,7 +97,7 @@ macro_rules! stream_io {
             /// [`readable`](Self::readable) waits for more), `Ok(0)` at end of stream.
             #[inline]
             pub fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-                self.io.try_read_stream(buf)
+                self.try_read_priv(buf)
             }
 
             /// Writes what fits now, without waiting: `WouldBlock` if the send buffer is full

@@ -351,7 +351,7 @@ impl Core {
                 }
             }
             // epoll_wait fails only on programming errors (EBADF, EFAULT, EINVAL).
-            Err(e) => panic!("mini: epoll_wait failed: {e}"),
+            Err(e) => panic!("mini: waiting on the kernel ({}) failed: {e}", self.reactor.driver()),
         }
         if self.timers.next_deadline().is_some() {
             let mut due = Vec::new();

@@ -20,6 +20,7 @@
 //! | [`signal`]   | Unix signals through a self-pipe registered with the reactor          |
 //! | `coop`       | the per-poll I/O budget that keeps one busy socket from starving all  |
 //! | [`io`]       | [`io::Async`], the `futures-io` traits, `copy`                        |
+//! | [`fs`]       | files: completion requests on io_uring, the blocking pool on epoll    |
 //! | [`socket`]   | safe socket primitives the `mini-net` crate builds on                 |
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -30,6 +31,7 @@ mod context;
 mod coop;
 mod driver;
 mod executor;
+pub mod fs;
 mod handle;
 pub mod io;
 mod loom;

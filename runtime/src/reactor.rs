@@ -404,22 +404,30 @@ impl ScheduledIo {
         self.fd
     }
 
-    /// A completion-driven TCP stream's news (io_uring): its receive queue or send queue
-    /// changed. `readable`/`writable` set or clear those bits, `closed` sets `CLOSED` (end of
-    /// stream or an error); the tasks waiting for what became ready are woken.
+    /// A completion-driven TCP stream's receive queue changed (io_uring): `readable` sets or
+    /// clears `READABLE`, `closed` sets `CLOSED` (end of stream or an error). Wakes the tasks
+    /// waiting for what became ready.
     #[cfg(feature = "uring")]
-    pub(crate) fn set_completion_state(&self, readable: bool, writable: bool, closed: bool) {
+    #[inline]
+    pub(crate) fn set_read_state(&self, readable: bool, closed: bool) {
+        let bits = if readable { bits::READABLE } else { 0 } | if closed { bits::CLOSED } else { 0 };
+        self.set_state(bits::READABLE, bits);
+    }
+
+    /// Likewise for its send queue: `writable` sets or clears `WRITABLE`.
+    #[cfg(feature = "uring")]
+    #[inline]
+    pub(crate) fn set_write_state(&self, writable: bool) {
+        self.set_state(bits::WRITABLE, if writable { bits::WRITABLE } else { 0 });
+    }
+
+    /// Replaces the bits of `mask` with `set` (and adds `set`'s others), waking the tasks
+    /// that what became ready concerns.
+    #[cfg(feature = "uring")]
+    #[inline]
+    fn set_state(&self, mask: u8, set: u8) {
         let old = self.readiness.get();
-        let mut r = old & !(bits::READABLE | bits::WRITABLE);
-        if readable {
-            r |= bits::READABLE;
-        }
-        if writable {
-            r |= bits::WRITABLE;
-        }
-        if closed {
-            r |= bits::CLOSED;
-        }
+        let r = (old & !mask) | set;
         self.readiness.set(r);
         let new = r & !old;
         if new != 0 {

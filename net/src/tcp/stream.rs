@@ -1,8 +1,11 @@
 //! [`TcpStream`]: one connection.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use mini_runtime::io::{Async, Direction};
 use mini_runtime::socket;
@@ -39,9 +42,90 @@ use crate::ToSocketAddrs;
 #[derive(Debug)]
 pub struct TcpStream {
     io: Async<std::net::TcpStream>,
+    /// `AsyncBufRead` on the epoll driver: what `poll_fill_buf` read and the caller has not
+    /// consumed yet, in a buffer allocated on first use. Reads take from it first. (On the
+    /// io_uring driver `poll_fill_buf` lends the driver's receive buffer itself; this stays
+    /// empty.)
+    buffered: RefCell<Option<Box<ReadBuf>>>,
 }
 
-crate::stream::stream_io!(TcpStream, read(this, cx, buf) => this.io.poll_read_tcp(cx, buf));
+/// The epoll driver's `AsyncBufRead` buffer: `bytes[pos..end]` are unread.
+#[derive(Debug)]
+struct ReadBuf {
+    bytes: Box<[u8]>,
+    pos: usize,
+    end: usize,
+}
+
+/// The size of that buffer (as `futures::io::BufReader`'s default).
+const READ_BUF: usize = 8 * 1024;
+
+crate::stream::stream_io!(TcpStream, read(this, cx, buf) => this.poll_read_tcp(cx, buf));
+
+impl TcpStream {
+    fn new(io: Async<std::net::TcpStream>) -> TcpStream {
+        TcpStream { io, buffered: RefCell::new(None) }
+    }
+
+    /// A read: the bytes a `poll_fill_buf` left first, then the socket.
+    #[inline]
+    fn poll_read_tcp(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        match self.take_buffered(buf, true) {
+            Some(n) => Poll::Ready(Ok(n)),
+            None => self.io.poll_read_tcp(cx, buf),
+        }
+    }
+
+    #[inline]
+    fn try_read_priv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.take_buffered(buf, true) {
+            Some(n) => Ok(n),
+            None => self.io.try_read_stream(buf),
+        }
+    }
+
+    /// Copies bytes that `poll_fill_buf` buffered and nobody consumed (`None` if there are
+    /// none), taking them out of the buffer if `consume`.
+    #[inline]
+    fn take_buffered(&self, buf: &mut [u8], consume: bool) -> Option<usize> {
+        let mut buffered = self.buffered.borrow_mut();
+        let b = buffered.as_mut().filter(|b| b.pos < b.end)?;
+        let n = (b.end - b.pos).min(buf.len());
+        buf[..n].copy_from_slice(&b.bytes[b.pos..b.pos + n]);
+        if consume {
+            b.pos += n;
+        }
+        Some(n)
+    }
+}
+
+/// `fill_buf` without a copy on the io_uring driver: the bytes are the driver's receive
+/// buffer, lent until `consume`. On epoll, a buffer of the stream's own (8 KiB, allocated on
+/// first use), as `futures::io::BufReader` would add.
+impl futures_io::AsyncBufRead for TcpStream {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        let this = self.get_mut();
+        if this.io.is_completion_stream() {
+            return this.io.poll_fill_buf_tcp(cx).expect("a completion stream lends its buffer");
+        }
+        let b = this.buffered.get_mut().get_or_insert_with(|| {
+            Box::new(ReadBuf { bytes: vec![0; READ_BUF].into_boxed_slice(), pos: 0, end: 0 })
+        });
+        if b.pos == b.end {
+            let n = ready!(this.io.poll_read_tcp(cx, &mut b.bytes))?;
+            (b.pos, b.end) = (0, n);
+        }
+        Poll::Ready(Ok(&b.bytes[b.pos..b.end]))
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        let this = self.get_mut();
+        match this.buffered.get_mut() {
+            Some(b) if b.pos < b.end => b.pos = (b.pos + amt).min(b.end),
+            _ => this.io.consume_tcp(amt),
+        }
+    }
+}
 
 impl TcpStream {
     /// Opens a connection to `addr`. A name with several addresses is connected "happy
@@ -108,12 +192,12 @@ impl TcpStream {
         // rather than hand out a dead stream.
         s.peer_addr()?;
         // On the io_uring driver the connected stream moves to the completion path.
-        Ok(TcpStream { io: io.connected()? })
+        Ok(TcpStream::new(io.connected()?))
     }
 
     /// A connected (accepted) socket.
     pub(crate) fn from_nonblocking_fd(fd: OwnedFd) -> io::Result<TcpStream> {
-        Ok(TcpStream { io: Async::new_tcp(std::net::TcpStream::from(fd))? })
+        Ok(TcpStream::new(Async::new_tcp(std::net::TcpStream::from(fd))?))
     }
 
     /// Wraps a stream created with std, putting it in non-blocking mode.
@@ -123,7 +207,7 @@ impl TcpStream {
     /// Outside a mini runtime.
     #[inline]
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
-        Ok(TcpStream { io: Async::new_tcp(stream)? })
+        Ok(TcpStream::new(Async::new_tcp(stream)?))
     }
 
     /// Resolves once the peer has closed its side or reset the connection (from
@@ -191,7 +275,10 @@ impl TcpStream {
     /// Reads into `buf` without taking the bytes out of the receive queue (`MSG_PEEK`):
     /// the next read returns them again. Waits until data (or end of stream) is there.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.peek_tcp(buf).await
+        match self.take_buffered(buf, false) {
+            Some(n) => Ok(n),
+            None => self.io.peek_tcp(buf).await,
+        }
     }
 
     /// Sets the IP time-to-live of outgoing packets (`IP_TTL`).
@@ -209,7 +296,17 @@ impl TcpStream {
     /// Gives the socket back as a std stream, deregistered from the reactor and still in
     /// non-blocking mode (call `set_nonblocking(false)` to use it with blocking calls).
     #[inline]
+    ///
+    /// Bytes already received and not read yet (on the io_uring driver, or left by
+    /// `AsyncBufRead::fill_buf`) would be lost: that is an error (`InvalidData`).
     pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        if let Some(b) = self.buffered.borrow().as_ref().filter(|b| b.pos < b.end) {
+            let unread = b.end - b.pos;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{unread} bytes read ahead by fill_buf were not consumed; into_std would lose them"),
+            ));
+        }
         self.io.into_inner()
     }
 

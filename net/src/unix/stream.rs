@@ -63,6 +63,13 @@ crate::stream::stream_io!(UnixStream, read(this, cx, buf) => {
 });
 
 impl UnixStream {
+    #[inline]
+    fn try_read_priv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.try_read_stream(buf)
+    }
+}
+
+impl UnixStream {
     /// Connects to the listener at `path`.
     ///
     /// A Unix connect completes at once, or fails: `NotFound` if no socket file exists at

@@ -526,20 +526,33 @@ impl Async<std::net::TcpStream> {
         self.read_with(|s| s.peek(buf)).await
     }
 
-    /// `AsyncBufRead::poll_fill_buf` on the io_uring driver: the oldest filled ring buffer
-    /// itself, lent out (no copy). `None` on epoll, where there is no such buffer.
-    #[cfg(feature = "uring")]
+    /// Whether this TCP stream is on the io_uring driver's completion path (its reads come
+    /// from the driver's receive buffers).
+    pub fn is_completion_stream(&self) -> bool {
+        #[cfg(feature = "uring")]
+        return self.stream.is_some();
+        #[cfg(not(feature = "uring"))]
+        false
+    }
+
+    /// `AsyncBufRead::poll_fill_buf` on the io_uring driver: the oldest filled receive buffer
+    /// itself, lent out (no copy) until [`consume_tcp`](Self::consume_tcp). `None` on epoll,
+    /// where the kernel has the bytes and a reader needs a buffer of its own.
     pub fn poll_fill_buf_tcp(&mut self, cx: &mut Context<'_>) -> Option<Poll<io::Result<&[u8]>>> {
-        let (uring, stream) = self.completion()?;
-        Some(match stream.poll_fill(uring, cx) {
-            Poll::Ready(Ok(true)) => Poll::Ready(Ok(stream.chunk_slice(uring))),
-            Poll::Ready(Ok(false)) => Poll::Ready(Ok(&[])),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => {
-                self.check_runtime();
-                Poll::Pending
-            }
-        })
+        #[cfg(feature = "uring")]
+        if let Some((uring, stream)) = self.completion() {
+            return Some(match stream.poll_fill(uring, cx) {
+                Poll::Ready(Ok(true)) => Poll::Ready(Ok(stream.chunk_slice(uring))),
+                Poll::Ready(Ok(false)) => Poll::Ready(Ok(&[])),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    self.check_runtime();
+                    Poll::Pending
+                }
+            });
+        }
+        let _ = cx;
+        None
     }
 
     /// Bytes received and not read yet (io_uring driver; for tests).
@@ -548,12 +561,14 @@ impl Async<std::net::TcpStream> {
         self.completion().map_or(0, |(_, stream)| stream.unread())
     }
 
-    /// `AsyncBufRead::consume` on the io_uring driver: `n` bytes of the lent buffer were read.
-    #[cfg(feature = "uring")]
+    /// `AsyncBufRead::consume` on the io_uring driver: `n` bytes of the lent buffer were read
+    /// (nothing on epoll).
     pub fn consume_tcp(&mut self, n: usize) {
+        #[cfg(feature = "uring")]
         if let Some((uring, stream)) = self.completion() {
             stream.consume(uring, n);
         }
+        let _ = n;
     }
 
     /// For TCP streams: after a read of `n` bytes into a buffer of `len`, record what the

@@ -41,6 +41,9 @@ pub(crate) mod cqe {
     }
 }
 
+/// `IORING_ENTER_GETEVENTS`: wait for completions (and, with DEFER_TASKRUN, post them).
+const GETEVENTS: u32 = 1;
+
 /// One completion, copied out of the shared ring.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Completion {
@@ -143,7 +146,13 @@ impl Ring {
     /// Returns how many requests were submitted.
     pub(crate) fn enter(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         let res = match timeout {
-            None => self.ring.submitter().submit_and_wait(1),
+            None => {
+                // Straight to the syscall: with DEFER_TASKRUN every enter carries GETEVENTS,
+                // so the crate's checks of the ring's flags are not needed.
+                let queued = self.ring.submission().len() as u32;
+                // SAFETY: no argument pointer is passed; the counts and flags are plain values.
+                unsafe { self.ring.submitter().enter::<libc::sigset_t>(queued, 1, GETEVENTS, None) }
+            }
             Some(t) if t.is_zero() => self.flush(),
             Some(t) => {
                 let ts = types::Timespec::new().sec(t.as_secs()).nsec(t.subsec_nanos());
@@ -164,7 +173,6 @@ impl Ring {
     /// completions it produces are then ready to be read. For requests whose effect must not
     /// wait for the next turn (a cancel that releases a socket being closed).
     pub(crate) fn flush(&mut self) -> io::Result<usize> {
-        const GETEVENTS: u32 = 1; // IORING_ENTER_GETEVENTS
         let queued = self.ring.submission().len() as u32;
         // SAFETY: no argument pointer is passed (`None`); the flags and counts are plain values.
         unsafe { self.ring.submitter().enter::<libc::sigset_t>(queued, 0, GETEVENTS, None) }

@@ -29,7 +29,6 @@
 //! turns it back (`Rc::from_raw`) and drops it. Whatever the task side does meanwhile (drop
 //! the stream, drop the future), the memory lives until the kernel is done with it.
 
-#[allow(dead_code)] // its user, `mini::fs`, lands separately
 pub(crate) mod op;
 pub(crate) mod stream;
 
@@ -314,18 +313,20 @@ impl Uring {
                 if c.result > 0 {
                     io.ready_event(c.result as u32);
                 }
-                // A source deregistered while this poll's wake-up was being processed: its
-                // cancel found the poll busy (EALREADY) and left it armed, holding the file
-                // open (the peer never sees the close). Now that it has completed, cancel again.
                 if more && io.is_gone() {
+                    // Still armed after `disarm_poll`: its remove came while the poll was
+                    // being completed (`EALREADY`) and did nothing. Remove it again, or it
+                    // would hold the socket open for good (the peer never sees the close).
                     self.cancel_now(c.user_data, io.fd());
                 }
                 if !more {
                     // SAFETY: a poll's user_data comes from `arm_poll`'s `push_holding`, and
                     // this completion is its last.
                     let io = unsafe { self.release::<ScheduledIo>(c.user_data) };
-                    // Ended by the kernel (not by `disarm_poll`): arm it again.
-                    if !io.is_gone() && c.result != -libc::ECANCELED {
+                    // Ended by the kernel (a full completion queue; not `disarm_poll`'s
+                    // cancel): arm it again. A poll that failed (EBADF: the fd was closed
+                    // behind its owner's back) is not re-armed: it would fail again at once.
+                    if !io.is_gone() && c.result >= 0 {
                         self.arm_poll(&io, io.fd());
                     }
                 }

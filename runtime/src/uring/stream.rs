@@ -92,6 +92,54 @@ struct Recv {
     closed: bool,
 }
 
+impl Recv {
+    /// Copies queued bytes into `buf`, giving emptied ring buffers back; returns how many.
+    #[inline]
+    fn copy_out(&mut self, uring: &Uring, buf: &mut [u8]) -> usize {
+        let mut copied = 0;
+        while copied < buf.len() {
+            let Some(front) = self.queue.front() else { break };
+            let n = {
+                let buffers = uring.buffers.borrow();
+                let bytes = &front.bytes(&buffers)[self.offset..];
+                let n = bytes.len().min(buf.len() - copied);
+                buf[copied..][..n].copy_from_slice(&bytes[..n]);
+                n
+            };
+            copied += n;
+            self.advance(uring, n);
+        }
+        copied
+    }
+
+    /// `n` bytes of the front buffer were read (at most what it holds).
+    #[inline]
+    fn advance(&mut self, uring: &Uring, n: usize) {
+        let Some(len) = self.queue.front().map(Filled::len) else { return };
+        let n = n.min(len - self.offset);
+        self.offset += n;
+        self.queued -= n;
+        if self.offset == len {
+            self.offset = 0;
+            if let Some(filled) = self.queue.pop_front() {
+                filled.release(uring);
+            }
+        }
+    }
+
+    /// Whether the receive should be armed again: stopped (read-ahead, or by the kernel) and
+    /// read down to half the limit, the stream still open.
+    #[inline]
+    fn wants_rearm(&self) -> bool {
+        !self.armed
+            && !self.own_in_flight
+            && self.queued < READ_AHEAD / 2
+            && !self.eof
+            && !self.error
+            && !self.closed
+    }
+}
+
 /// A buffer of received bytes: one of the ring's, or one of the stream's own.
 enum Filled {
     Ring { bid: u16, len: u32 },
@@ -226,21 +274,28 @@ impl Shared {
         if go_on {
             self.arm_recv(uring);
         }
-        self.update_readiness();
+        self.update_read_readiness();
     }
 
-    /// Mirrors the queues into the readiness bits, waking whoever that makes ready.
-    fn update_readiness(&self) {
-        let failed = self.failed.get().is_some();
-        let (readable, closed) = {
-            let recv = self.recv.borrow();
-            (recv.queued > 0 || recv.eof || recv.error, recv.eof || recv.error)
-        };
-        let writable = {
-            let send = self.send.borrow();
-            failed || send.shut || send.in_flight.len() - send.sent + send.pending.len() < SEND_QUEUE
-        };
-        self.io.set_completion_state(readable, writable, closed);
+    /// Mirrors the receive queue into the readiness bits, waking whoever that makes ready.
+    #[inline]
+    fn update_read_readiness(&self) {
+        let recv = self.recv.borrow();
+        let (readable, closed) = (recv.queued > 0 || recv.eof || recv.error, recv.eof || recv.error);
+        drop(recv);
+        self.io.set_read_state(readable, closed);
+    }
+
+    /// Mirrors the send queue into the readiness bits: writable while it has room, or once
+    /// writing can only fail.
+    #[inline]
+    fn update_write_readiness(&self) {
+        let send = self.send.borrow();
+        let writable = self.failed.get().is_some()
+            || send.shut
+            || send.in_flight.len() - send.sent + send.pending.len() < SEND_QUEUE;
+        drop(send);
+        self.io.set_write_state(writable);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -255,25 +310,28 @@ impl Shared {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let n = match self.poll_fill(uring, cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Ready(Ok(false)) => return Poll::Ready(Ok(0)),
-            Poll::Ready(Ok(true)) => {
-                let mut copied = 0;
-                while copied < buf.len() {
-                    let chunk = self.chunk_slice(uring);
-                    if chunk.is_empty() {
-                        break;
-                    }
-                    let n = chunk.len().min(buf.len() - copied);
-                    buf[copied..][..n].copy_from_slice(&chunk[..n]);
-                    self.consume(uring, n);
-                    copied += n;
-                }
-                copied
-            }
-        };
+        // The usual case, in one borrow: bytes are queued.
+        let mut recv = self.recv.borrow_mut();
+        if recv.queued == 0 {
+            drop(recv);
+            return match self.poll_fill(uring, cx) {
+                Poll::Ready(Ok(true)) => self.poll_read(uring, cx, buf),
+                Poll::Ready(Ok(false)) => Poll::Ready(Ok(0)),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+        let n = recv.copy_out(uring, buf);
+        let rearm = recv.wants_rearm();
+        let empty = recv.queued == 0 && !recv.eof && !recv.error;
+        drop(recv);
+        if rearm {
+            self.arm_recv(uring);
+        }
+        if empty {
+            // Nobody waits to read while bytes are queued: clearing wakes no one.
+            self.io.clear(Direction::Read);
+        }
         Poll::Ready(Ok(n))
     }
 
@@ -292,7 +350,7 @@ impl Shared {
         if recv.eof {
             return Poll::Ready(Ok(false));
         }
-        let armed = recv.armed;
+        let armed = recv.armed || recv.own_in_flight;
         drop(recv);
         if !armed {
             self.arm_recv(uring);
@@ -324,8 +382,17 @@ impl Shared {
         self.recv.borrow().queued
     }
 
-    /// `poll_read` without waiting: `WouldBlock` when nothing is queued.
+    /// `poll_read` without waiting: `WouldBlock` when nothing is queued. (Never parks: a
+    /// waker stored here would replace that of a task waiting in `poll_read`.)
     pub(crate) fn try_read(self: &Rc<Self>, uring: &Uring, buf: &mut [u8]) -> io::Result<usize> {
+        let idle = {
+            let recv = self.recv.borrow();
+            recv.queued == 0 && !recv.eof && !recv.error
+        };
+        if idle {
+            self.arm_recv(uring); // a no-op if it is armed
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         let waker = noop_waker();
         match self.poll_read(uring, &mut Context::from_waker(&waker), buf) {
             Poll::Ready(res) => res,
@@ -333,8 +400,16 @@ impl Shared {
         }
     }
 
-    /// `poll_write` without waiting: `WouldBlock` when the send queue is full.
+    /// `poll_write` without waiting: `WouldBlock` when the send queue is full. (Never
+    /// parks, as `try_read`.)
     pub(crate) fn try_write(self: &Rc<Self>, uring: &Uring, buf: &[u8]) -> io::Result<usize> {
+        let full = {
+            let send = self.send.borrow();
+            send.in_flight.len() - send.sent + send.pending.len() >= SEND_QUEUE
+        };
+        if full && self.failed.get().is_none() && !self.send.borrow().shut {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         let waker = noop_waker();
         match self.poll_write(uring, &mut Context::from_waker(&waker), buf) {
             Poll::Ready(res) => res,
@@ -376,22 +451,13 @@ impl Shared {
     /// and a receive stopped by the read-ahead limit starts again once half of it is read.
     pub(crate) fn consume(self: &Rc<Self>, uring: &Uring, n: usize) {
         let mut recv = self.recv.borrow_mut();
-        let Some(len) = recv.queue.front().map(Filled::len) else { return };
-        let n = n.min(len - recv.offset);
-        recv.offset += n;
-        recv.queued -= n;
-        if recv.offset == len {
-            recv.offset = 0;
-            if let Some(filled) = recv.queue.pop_front() {
-                filled.release(uring);
-            }
-        }
-        let rearm = !recv.armed && recv.queued < READ_AHEAD / 2;
+        recv.advance(uring, n);
+        let rearm = recv.wants_rearm();
         drop(recv);
         if rearm {
             self.arm_recv(uring);
         }
-        self.update_readiness();
+        self.update_read_readiness();
     }
 
     /// A receive completion.
@@ -404,6 +470,11 @@ impl Shared {
             let bid = ring::cqe::buffer(c.flags).expect("a receive into the ring names its buffer");
             if recv.closed {
                 uring.give_back(bid);
+                drop(recv);
+                if more {
+                    // Its cancel came while it was running (`EALREADY`): cancel it again.
+                    uring.cancel_now(c.user_data, self.fd.get());
+                }
                 return;
             }
             recv.queue.push_back(Filled::Ring { bid, len: c.result as u32 });
@@ -451,7 +522,7 @@ impl Shared {
             }
         }
         if !self.recv.borrow().closed {
-            self.update_readiness();
+            self.update_read_readiness();
         }
     }
 
@@ -577,7 +648,7 @@ impl Shared {
             self.start_send(uring);
         }
         // Writers and flushers parked with the write bit cleared: setting it wakes them.
-        self.update_readiness();
+        self.update_write_readiness();
     }
 
     /// `shutdown(Write)`, after the queued bytes: the peer must read them before the end.
@@ -639,16 +710,12 @@ fn noop_waker() -> std::task::Waker {
 pub(super) fn complete(uring: &Uring, tag: Tag, c: Completion, more: bool) {
     match tag {
         Tag::Recv => {
-            // SAFETY: the receive holds a reference of its `Shared`; it is released below,
-            // only at the request's last completion.
-            let shared = unsafe { &*super::address::<Shared>(c.user_data) };
-            // Re-borrowed as an `Rc` for the handlers: a clone of the request's reference.
-            // SAFETY: as above; `increment_strong_count` + `from_raw` makes a new reference.
-            let shared = unsafe {
-                Rc::increment_strong_count(shared as *const Shared);
-                Rc::from_raw(shared as *const Shared)
-            };
-            shared.on_recv(uring, &c, more);
+            // SAFETY: the receive holds a reference of its `Shared`, borrowed here as an `Rc`
+            // without touching the count (`ManuallyDrop`: this one is never dropped); it is
+            // released below, only at the request's last completion, after this use.
+            let shared =
+                std::mem::ManuallyDrop::new(unsafe { Rc::from_raw(super::address::<Shared>(c.user_data)) });
+            shared.on_recv(uring, &c, more); // `shared` is not used after this
             if !more {
                 // SAFETY: this was the receive's last completion.
                 drop(unsafe { uring.release_stream::<Shared>(c.user_data) });
@@ -665,14 +732,11 @@ pub(super) fn complete(uring: &Uring, tag: Tag, c: Completion, more: bool) {
             shared.on_recv_own(uring, &c);
         }
         Tag::Accept => {
-            // SAFETY: as for the receive above: a new reference, the request's own released
+            // SAFETY: as for the receive above: the request's reference, borrowed, released
             // below at its last completion.
-            let acceptor = unsafe {
-                let ptr = super::address::<Acceptor>(c.user_data);
-                Rc::increment_strong_count(ptr);
-                Rc::from_raw(ptr)
-            };
-            acceptor.on_accept(uring, &c, more);
+            let acceptor =
+                std::mem::ManuallyDrop::new(unsafe { Rc::from_raw(super::address::<Acceptor>(c.user_data)) });
+            acceptor.on_accept(uring, &c, more); // `acceptor` is not used after this
             if !more {
                 // SAFETY: this was the accept's last completion.
                 drop(unsafe { uring.release_stream::<Acceptor>(c.user_data) });
@@ -771,7 +835,7 @@ impl Acceptor {
             Some(Ok(fd)) => Poll::Ready(Ok(fd)),
             Some(Err(errno)) => Poll::Ready(Err(io::Error::from_raw_os_error(errno))),
             None => {
-                self.io.set_completion_state(false, false, false);
+                self.io.set_read_state(false, false);
                 let parked = self.io.poll_ready(cx, Direction::Read);
                 debug_assert!(parked.is_pending());
                 Poll::Pending
@@ -789,6 +853,11 @@ impl Acceptor {
         if c.result >= 0 {
             let fd = ring::owned_fd(c.result);
             if state.closed {
+                drop(state);
+                if more {
+                    // Its cancel came while it was running (`EALREADY`): cancel it again.
+                    uring.cancel_now(c.user_data, self.fd);
+                }
                 return; // the listener is gone: the connection is closed (fd dropped)
             }
             state.queue.push_back(Ok(fd));
@@ -800,7 +869,14 @@ impl Acceptor {
                 drop(state);
             }
         } else if -c.result == libc::ECANCELED {
+            // Stopped at `ACCEPT_AHEAD`. If the queue was taken meanwhile, an accept that
+            // parked found the request still armed: arm it again now, or nobody would.
             state.cancelling = false;
+            let rearm = !state.closed && state.queue.len() < ACCEPT_AHEAD;
+            drop(state);
+            if rearm {
+                self.arm(uring);
+            }
             return;
         } else if !state.closed
             && !sys::is_per_connection_accept_error(&io::Error::from_raw_os_error(-c.result))
@@ -815,7 +891,7 @@ impl Acceptor {
             return;
         }
         let ready = !self.state.borrow().queue.is_empty();
-        self.io.set_completion_state(ready, false, false);
+        self.io.set_read_state(ready, false);
         if !more && !self.state.borrow().queue.iter().any(Result::is_err) {
             self.arm(uring);
         }

@@ -165,3 +165,33 @@ fn a_stream_dropped_with_sends_in_flight_still_delivers_them() {
     assert_eq!(all.len(), 200 * 1024);
     assert!(all.iter().enumerate().all(|(j, &b)| b == (j % 253) as u8));
 }
+
+/// The accept-ahead limit: a listener stops accepting at `ACCEPT_AHEAD` queued connections
+/// and must start again once they are taken, even when they were all taken (and the next
+/// `accept` parked) before the stop's own completion came back. That order stalled the
+/// listener for good before the cancel's completion learned to re-arm it.
+#[test]
+fn a_listener_stopped_at_its_accept_ahead_limit_accepts_again() {
+    use super::stream::ACCEPT_AHEAD;
+    let Some(rt) = uring_runtime() else { return };
+    rt.block_on(async {
+        let std_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let listener = Async::new_tcp_listener(std_listener).unwrap();
+        let accept = || poll_fn(|cx| listener.poll_accept_completion(cx).expect("on io_uring"));
+        let mut clients: Vec<_> = (0..ACCEPT_AHEAD).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let guard = Duration::from_secs(20);
+        let mut accepted = Vec::new();
+        for _ in 0..ACCEPT_AHEAD {
+            accepted.push(crate::time::timeout(guard, accept()).await.expect("accepted").unwrap());
+        }
+        // More clients after the queue filled and was taken: the accept must be armed again.
+        clients.extend((0..8).map(|_| TcpStream::connect(addr).unwrap()));
+        for i in 0..8 {
+            let got = crate::time::timeout(guard, accept()).await;
+            accepted
+                .push(got.unwrap_or_else(|_| panic!("connection {i} after the limit never came")).unwrap());
+        }
+        assert_eq!(accepted.len(), ACCEPT_AHEAD + 8);
+    });
+}

@@ -15,7 +15,9 @@
 //! each, then on the go exactly K more on every connection (all at once, each in lock-step)
 //! and says DONE with its connections still open. The harness then waits until the server
 //! is idle (`wait_idle`), ends it with SIGTERM (cachegrind writes its counts on a fatal
-//! signal too), and only then lets loadgen close. Two runs with K = `short` and K = `long`
+//! signal too; mini on io_uring, which valgrind keeps from any signal while it waits in
+//! `io_uring_enter`, is ended by closing its stdin instead: see `Server::end_by_eof`), and
+//! only then lets loadgen close. Two runs with K = `short` and K = `long`
 //! differ in nothing but (long − short) × N round trips: start-up, connection setup and the
 //! first, cold round trips cancel in the difference, and teardown is counted by neither.
 //!
@@ -37,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use mini_bench::report::{print_table_headed, Rec, Results, Row, Targets};
 
-use super::server::runnable;
+use super::server::{driver_of, runnable, MiniDriver};
 use super::uring::URING_PAIRS;
 use super::{cell_label, strs, HeldLoad, Opts, Server, THINK_MS};
 
@@ -178,7 +180,10 @@ fn run_once(opts: &Opts, name: &str, cell: Cell, rounds: u64) -> Result<Counts, 
     let out_file = opts.tmp(&format!("cachegrind-{name}.out"));
     let err_file = opts.tmp(&format!("cachegrind-{name}.txt"));
     let out_arg = format!("--cachegrind-out-file={}", out_file.display());
-    let server = Server::start_under(opts, name, &valgrind(&out_arg), Some(&err_file));
+    // mini-uring ends by the end of its stdin, not by SIGTERM (see `Server::end_by_eof`).
+    let by_eof = driver_of(name) == Some(MiniDriver::IoUring);
+    let args: &[&str] = if by_eof { &["--exit-on-eof"] } else { &[] };
+    let server = Server::start_under(opts, name, &valgrind(&out_arg), args, Some(&err_file));
     server.driver_check()?;
     let mut args = strs(&[
         &server.addr,
@@ -201,8 +206,9 @@ fn run_once(opts: &Opts, name: &str, cell: Cell, rounds: u64) -> Result<Counts, 
         return Err(format!("loadgen did {did:?} round trips, not {want}: {}", output.trim()));
     }
     let idle = wait_idle(server.pid());
-    server.stop(libc::SIGTERM);
+    let stopped = if by_eof { server.end_by_eof() } else { server.stop(libc::SIGTERM) };
     load.finish();
+    stopped?;
     if !idle {
         println!("  det {name:<6} (the server did not go idle within {IDLE_MAX_WAIT:?}; counted anyway)");
     }

@@ -11,6 +11,8 @@
 //! - `idle`: server RSS growth per idle connection (10k connections; mini, tokio, smol, epoll);
 //! - `syscalls`: `strace -c -f -p` on each server over 10k round trips on one connection;
 //! - `spawn`, `timers`, `wake`: the `spawn_join`, `timers` and `cross_wake` binaries;
+//! - `fs`: the `fs_read` binary: 10,000 reads of 4 KiB files by tokio::fs and mini::fs on
+//!   both drivers, one 256 MiB sequential read against `cat` (`fs.rs`);
 //! - `redis`, `http`: mini's `redis_server` example against `redis-server` under
 //!   `redis-benchmark`, and mini-hyper's `http_hello` against the same hyper service on tokio
 //!   under `wrk` (`redis.rs`, `http.rs`, and `peers.rs` for what they share);
@@ -42,6 +44,7 @@ use mini_bench::report::{Rec, Results, Targets};
 use mini_bench::{flag, flag_or, parse_result_line};
 
 mod det;
+mod fs;
 mod http;
 mod peers;
 mod redis;
@@ -59,8 +62,8 @@ const OTHERS: [&str; 4] = ["tokio", "smol", "epoll", "threads"];
 const IDLE_SERVERS: [&str; 4] = ["mini", "tokio", "smol", "epoll"];
 /// Every section, in the order a full run takes them: `det` first, as issue 13 asks (its
 /// counts are what a reviewer reads first; they do not depend on the machine's load).
-const SECTIONS: [&str; 11] =
-    ["det", "echo", "idle", "syscalls", "spawn", "timers", "wake", "redis", "http", "scaling", "build"];
+const SECTIONS: [&str; 12] =
+    ["det", "echo", "idle", "syscalls", "spawn", "timers", "wake", "fs", "redis", "http", "scaling", "build"];
 
 /// "Quiet": other processes use at most this much of one core (the machine has two).
 const QUIET_PCT: f64 = 30.0;
@@ -617,6 +620,10 @@ fn main() {
                     "wakes_per_s",
                     0,
                 );
+            }
+            "fs" => {
+                println!("\n== fs: file reads, tokio::fs and mini::fs on both drivers; nothing pinned ==");
+                fs::run(&opts, &mut targets);
             }
             "redis" => {
                 println!("\n== redis: redis-benchmark against mini's redis_server and redis-server; server on CPU 0, tool on CPU 1 ==");

@@ -11,9 +11,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::Opts;
+
+/// How long [`Server::stop`] and [`Server::end_by_eof`] wait for the server to exit.
+const STOP_WAIT: Duration = Duration::from_secs(10);
 
 /// A driver of mini's, as the matrix asks for it and as `echo_mini` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,28 +126,32 @@ pub(super) struct Server {
     driver: Option<String>,
     /// Where its stderr goes, if to a file (else it is the matrix's own).
     stderr_file: Option<PathBuf>,
+    /// Its stdin, a pipe: closed by [`end_by_eof`](Self::end_by_eof) (or on drop).
+    stdin: Option<ChildStdin>,
     _stdout: BufReader<ChildStdout>,
 }
 
 impl Server {
     /// Starts server `name` on CPU 0, its stderr on the matrix's own.
     pub(super) fn start(opts: &Opts, name: &str) -> Server {
-        Server::start_under(opts, name, &[], None)
+        Server::start_under(opts, name, &[], &[], None)
     }
 
-    /// Starts server `name` on CPU 0 under `wrapper` (e.g. valgrind; may be empty), its
-    /// stderr into `stderr_file` if given. A mini server gets `MINI_DRIVER` set to the driver
-    /// its name asks for: set, not left to the caller's environment, so that an exported
-    /// `MINI_DRIVER=uring` cannot turn `mini` into a second `mini-uring`.
+    /// Starts server `name` on CPU 0 under `wrapper` (e.g. valgrind; may be empty), with
+    /// `args` after its address, its stderr into `stderr_file` if given, its stdin a pipe. A
+    /// mini server gets `MINI_DRIVER` set to the driver its name asks for: set, not left to
+    /// the caller's environment, so that an exported `MINI_DRIVER=uring` cannot turn `mini`
+    /// into a second `mini-uring`.
     pub(super) fn start_under(
         opts: &Opts,
         name: &str,
         wrapper: &[&str],
+        args: &[&str],
         stderr_file: Option<&Path>,
     ) -> Server {
         let bin = binary_of(name);
         let mut cmd = Command::new("taskset");
-        cmd.args(["-c", "0"]).args(wrapper).arg(opts.bin.join(&bin)).arg("127.0.0.1:0");
+        cmd.args(["-c", "0"]).args(wrapper).arg(opts.bin.join(&bin)).arg("127.0.0.1:0").args(args);
         match driver_of(name) {
             Some(d) => cmd.env("MINI_DRIVER", d.env_value()),
             None => cmd.env_remove("MINI_DRIVER"),
@@ -155,10 +163,12 @@ impl Server {
             None => Stdio::inherit(),
         };
         let mut child = cmd
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("start {bin} ({name}): {e}"));
+        let stdin = child.stdin.take();
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let said = read_announcement(&mut stdout).unwrap_or_else(|e| {
             let _ = child.kill();
@@ -171,6 +181,7 @@ impl Server {
             addr: said.addr,
             driver: said.driver,
             stderr_file: stderr_file.map(Path::to_path_buf),
+            stdin,
             _stdout: stdout,
         }
     }
@@ -190,11 +201,33 @@ impl Server {
         check_driver(&self.name, self.driver.as_deref(), &stderr)
     }
 
-    /// Ends the server with a signal and waits for it.
-    pub(super) fn stop(mut self, signal: i32) {
+    /// Ends the server with `signal` and waits (`STOP_WAIT` at most) for it to exit.
+    pub(super) fn stop(mut self, signal: i32) -> Result<(), String> {
         // SAFETY: kill on our own child's pid, which we have not reaped yet.
         unsafe { libc::kill(self.pid() as i32, signal) };
-        let _ = self.child.wait();
+        self.wait_exit(&format!("signal {signal}"))
+    }
+
+    /// Ends a server started with `--exit-on-eof` by closing its stdin, and waits
+    /// (`STOP_WAIT` at most) for it to exit. This is how `det` ends `mini-uring`: valgrind
+    /// 3.19 runs `io_uring_enter` with every signal blocked, so a SIGTERM would stay pending
+    /// as long as the idle server waits there, and cachegrind writes its counts only at the
+    /// end (see `echo_mini`'s docs).
+    pub(super) fn end_by_eof(mut self) -> Result<(), String> {
+        drop(self.stdin.take());
+        self.wait_exit("the end of its stdin")
+    }
+
+    /// Waits for the server to exit; after `STOP_WAIT`, an error (and SIGKILL, on drop).
+    fn wait_exit(&mut self, after: &str) -> Result<(), String> {
+        let deadline = Instant::now() + STOP_WAIT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Err(format!("{} did not exit within {STOP_WAIT:?} of {after}: killed, its counts lost", self.name))
     }
 }
 
@@ -223,7 +256,7 @@ pub(super) fn runnable<'a>(
                 return true; // epoll needs no probe: mini's fallback is epoll itself
             }
             let err_file = opts.tmp(&format!("probe-{name}.txt"));
-            let server = Server::start_under(opts, name, wrapper, Some(&err_file));
+            let server = Server::start_under(opts, name, wrapper, &[], Some(&err_file));
             let check = server.driver_check();
             drop(server);
             let _ = std::fs::remove_file(&err_file);
