@@ -1,6 +1,6 @@
 //! [`TcpStream`]: one connection.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -47,6 +47,9 @@ pub struct TcpStream {
     /// io_uring driver `poll_fill_buf` lends the driver's receive buffer itself; this stays
     /// empty.)
     buffered: RefCell<Option<Box<ReadBuf>>>,
+    /// Whether `buffered` may hold unread bytes: a plain flag, so that a read on a stream that
+    /// never used `fill_buf` (the usual case) costs one load, not a `RefCell` borrow.
+    maybe_buffered: Cell<bool>,
 }
 
 /// The epoll driver's `AsyncBufRead` buffer: `bytes[pos..end]` are unread.
@@ -64,12 +67,23 @@ crate::stream::stream_io!(TcpStream, read(this, cx, buf) => this.poll_read_tcp(c
 
 impl TcpStream {
     fn new(io: Async<std::net::TcpStream>) -> TcpStream {
-        TcpStream { io, buffered: RefCell::new(None) }
+        TcpStream { io, buffered: RefCell::new(None), maybe_buffered: Cell::new(false) }
     }
 
     /// A read: the bytes a `poll_fill_buf` left first, then the socket.
-    #[inline]
+    #[inline(always)]
     fn poll_read_tcp(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if self.maybe_buffered.get() {
+            return self.poll_read_buffered(cx, buf);
+        }
+        self.io.poll_read_tcp(cx, buf)
+    }
+
+    /// `poll_read_tcp` on a stream that has used `fill_buf`: out of line, so that the usual
+    /// read stays as small as it was before `AsyncBufRead` (issue 13's instruction counts).
+    #[cold]
+    #[inline(never)]
+    fn poll_read_buffered(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         match self.take_buffered(buf, true) {
             Some(n) => Poll::Ready(Ok(n)),
             None => self.io.poll_read_tcp(cx, buf),
@@ -88,6 +102,9 @@ impl TcpStream {
     /// none), taking them out of the buffer if `consume`.
     #[inline]
     fn take_buffered(&self, buf: &mut [u8], consume: bool) -> Option<usize> {
+        if !self.maybe_buffered.get() {
+            return None;
+        }
         let mut buffered = self.buffered.borrow_mut();
         let b = buffered.as_mut().filter(|b| b.pos < b.end)?;
         let n = (b.end - b.pos).min(buf.len());
@@ -115,6 +132,7 @@ impl futures_io::AsyncBufRead for TcpStream {
             let n = ready!(this.io.poll_read_tcp(cx, &mut b.bytes))?;
             (b.pos, b.end) = (0, n);
         }
+        this.maybe_buffered.set(true);
         Poll::Ready(Ok(&b.bytes[b.pos..b.end]))
     }
 

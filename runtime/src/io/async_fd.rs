@@ -109,11 +109,20 @@ impl<T: AsFd> Async<T> {
     #[inline]
     pub fn poll_write_stream(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         #[cfg(feature = "uring")]
-        if let Some((uring, stream)) = self.completion() {
-            ready!(coop::poll_proceed(cx));
-            return stream.poll_write(uring, cx, buf);
+        if self.stream.is_some() {
+            return self.poll_write_completion(cx, buf);
         }
         self.poll_io(cx, Direction::Write, |s| sys::send(s.as_fd(), buf))
+    }
+
+    /// `poll_write_stream` on the io_uring driver's TCP streams, out of line (as
+    /// `poll_read_completion`).
+    #[cfg(feature = "uring")]
+    #[inline(never)]
+    fn poll_write_completion(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let (uring, stream) = self.completion().expect("a completion stream");
+        ready!(coop::poll_proceed(cx));
+        stream.poll_write(uring, cx, buf)
     }
 
     /// Flushes a stream socket: ready at once on epoll (a `send` that returned put the bytes
@@ -526,6 +535,23 @@ impl Async<std::net::TcpStream> {
         self.read_with(|s| s.peek(buf)).await
     }
 
+    /// `poll_read_tcp` on the io_uring driver: out of line, so that the epoll read keeps its
+    /// size (issue 13's instruction counts).
+    #[cfg(feature = "uring")]
+    #[inline(never)]
+    fn poll_read_completion(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let (uring, stream) = self.completion().expect("a completion stream");
+        // Budget first, as `poll_op` spends it for a completed read; a parked read gives it
+        // back.
+        ready!(coop::poll_proceed(cx));
+        let read = stream.poll_read(uring, cx, buf);
+        if read.is_pending() {
+            coop::refund();
+            self.check_runtime();
+        }
+        read
+    }
+
     /// Whether this TCP stream is on the io_uring driver's completion path (its reads come
     /// from the driver's receive buffers).
     pub fn is_completion_stream(&self) -> bool {
@@ -622,16 +648,8 @@ impl Async<std::net::TcpStream> {
     #[inline]
     pub fn poll_read_tcp(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         #[cfg(feature = "uring")]
-        if let Some((uring, stream)) = self.completion() {
-            // Budget first, as `poll_op` spends it for a completed read; a parked read
-            // gives it back.
-            ready!(coop::poll_proceed(cx));
-            let read = stream.poll_read(uring, cx, buf);
-            if read.is_pending() {
-                coop::refund();
-                self.check_runtime();
-            }
-            return read;
+        if self.stream.is_some() {
+            return self.poll_read_completion(cx, buf);
         }
         let inq = self.source.inq();
         let (n, queued) = ready!(self.poll_io(cx, super::Direction::Read, |s| {

@@ -133,6 +133,10 @@ pub(crate) struct Uring {
     completions: RefCell<Vec<Completion>>,
     /// How many times a receive ran out of buffers (for tests and the trace).
     pub(crate) starvations: Cell<usize>,
+    /// Ring buffers the kernel filled and mini has not given back yet (for tests: a dropped
+    /// stream must give back what it held).
+    #[cfg(test)]
+    pub(crate) lent: Cell<usize>,
     pub(crate) trace: Trace,
     wake_fd: i32,
 }
@@ -165,6 +169,8 @@ impl Uring {
             in_flight: Cell::new(0),
             completions: RefCell::new(Vec::with_capacity(COMPLETIONS_PER_TURN)),
             starvations: Cell::new(0),
+            #[cfg(test)]
+            lent: Cell::new(0),
             trace,
             wake_fd: wake_fd.as_raw_fd(),
         };
@@ -244,6 +250,8 @@ impl Uring {
     /// Gives receive buffer `bid` back to the kernel (published at the end of the turn, or
     /// by the next `flush`).
     pub(crate) fn give_back(&self, bid: u16) {
+        #[cfg(test)]
+        self.lent.set(self.lent.get() - 1);
         self.buffers.borrow_mut().put(bid);
     }
 
