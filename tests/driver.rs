@@ -18,7 +18,7 @@
 mod util;
 
 use std::io::{self, BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -386,42 +386,74 @@ fn ten_thousand_connections_are_each_echoed_on_io_uring() {
     });
     let addr = addr_rx.recv_timeout(CHILD_GUARD).expect("the server child never said where it listens");
 
+    // The clients close every connection, then wait for end of input on stdin before they
+    // exit: the server must see the closes while the client process lives (an exit would close
+    // any fd that a dropped stream had left open).
     let start = Instant::now();
-    let clients =
-        output_within(&mut child_command(test, &format!("clients {addr}"), None, Some(fd_limit)), LOAD_GUARD);
-    let clients_out = String::from_utf8_lossy(&clients.stdout);
-    assert!(
-        clients.status.success(),
-        "the client child failed:\n{clients_out}\n{}",
-        String::from_utf8_lossy(&clients.stderr)
-    );
-    assert!(clients_out.contains(&format!("{DRIVER_LINE}IoUring")), "clients: {clients_out}");
-
-    // The server exits by itself once every connection has been closed by its client.
-    let (exit_tx, exit_rx) = mpsc::channel();
-    let pid = server.0.as_ref().unwrap().id();
-    let waiter = std::thread::spawn(move || {
-        let out = server.0.take().unwrap().wait_with_output();
-        let _ = exit_tx.send(());
-        out
+    let mut clients = KillOnDrop(Some(
+        child_command(test, &format!("clients {addr}"), None, Some(fd_limit))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the client child"),
+    ));
+    let hold_open = clients.0.as_mut().unwrap().stdin.take();
+    let served = wait_within(&mut server, LOAD_GUARD);
+    let elapsed = start.elapsed();
+    drop(hold_open);
+    let clients = wait_within(&mut clients, CHILD_GUARD);
+    let server_out = stdout_reader.join().unwrap();
+    let clients_out = match &clients {
+        Ok(out) | Err(out) => {
+            format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        }
+    };
+    let served = served.unwrap_or_else(|_| {
+        panic!(
+            "the server did not see all {CONNECTIONS} connections echoed and closed within {LOAD_GUARD:?}:\n\
+             {server_out}\nclients:\n{clients_out}"
+        )
     });
-    if exit_rx.recv_timeout(CHILD_GUARD).is_err() {
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-        panic!("the server did not exit within {CHILD_GUARD:?} after its clients closed");
-    }
-    let server_out = waiter.join().unwrap().expect("the server's output");
-    let rest = stdout_reader.join().unwrap();
+    let clients = clients.unwrap_or_else(|_| panic!("the clients did not exit when told to:\n{clients_out}"));
+    assert!(clients.status.success(), "the client child failed:\n{clients_out}");
+    assert!(clients_out.contains(&format!("{DRIVER_LINE}IoUring")), "clients: {clients_out}");
     assert!(
-        server_out.status.success(),
-        "the server child failed:\n{rest}\n{}",
-        String::from_utf8_lossy(&server_out.stderr)
+        served.status.success(),
+        "the server child failed:\n{server_out}\n{}",
+        String::from_utf8_lossy(&served.stderr)
     );
-    assert!(rest.contains(&format!("{DRIVER_LINE}IoUring")), "server: {rest}");
-    assert!(rest.contains(&format!("SERVED {CONNECTIONS} CLOSED {CONNECTIONS}")), "server: {rest}");
-    println!(
-        "10k on io_uring: {CONNECTIONS} connections open at once, each echoed twice, in {:?}",
-        start.elapsed()
+    assert!(server_out.contains(&format!("{DRIVER_LINE}IoUring")), "server: {server_out}");
+    assert!(
+        server_out.contains(&format!("SERVED {CONNECTIONS} CLOSED {CONNECTIONS}")),
+        "server: {server_out}"
     );
+    println!("10k on io_uring: {CONNECTIONS} connections open at once, each echoed twice and closed, in {elapsed:?}");
+}
+
+/// Waits for the child in `guard` to exit and returns its output: `Err` with what it had
+/// written if it was still running after `timeout` and had to be killed.
+fn wait_within(guard: &mut KillOnDrop, timeout: Duration) -> Result<Output, Output> {
+    let child = guard.0.take().expect("a child");
+    let pid = child.id().to_string();
+    let (done, exited) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let output = child.wait_with_output();
+        let _ = done.send(());
+        output
+    });
+    let timed_out = exited.recv_timeout(timeout).is_err();
+    if timed_out {
+        // The waiter owns the child now: kill it by its pid, which stays its own until the
+        // waiter reaps it.
+        let _ = Command::new("kill").args(["-9", &pid]).status();
+    }
+    let output = waiter.join().unwrap().expect("the child's output");
+    if timed_out {
+        Err(output)
+    } else {
+        Ok(output)
+    }
 }
 
 /// Kills the child when dropped, unless taken out first: a failed test must not leave a
@@ -552,7 +584,12 @@ fn child_main(mode: &str) {
     println!("{DRIVER_LINE}{:?}", rt.driver());
     match words[..] {
         ["serve"] => rt.block_on(serve_ten_thousand()),
-        ["clients", addr] => rt.block_on(ten_thousand_clients(addr.parse().unwrap())),
+        ["clients", addr] => {
+            rt.block_on(ten_thousand_clients(addr.parse().unwrap()));
+            // Every stream is dropped: wait (the runtime idle) until the parent has seen the
+            // server count the closes, which it says by closing our stdin.
+            io::Read::read_to_end(&mut io::stdin(), &mut Vec::new()).expect("read stdin");
+        }
         _ => rt.block_on(tcp_echo_and_half_close()).expect("a round trip"),
     }
 }
