@@ -638,7 +638,9 @@ impl Drop for File {
 /// A small file is read into a first buffer of [`FIRST`] bytes and ends with a second read
 /// that returns 0, both inline in the kernel. Only a file that fills the first buffer is
 /// asked its size, to read the rest into one buffer of the right size rather than through
-/// doublings.
+/// doublings. (Measured and dropped: the second read hard-linked after the first
+/// (`IOSQE_IO_HARDLINK`, at the file position), to save its loop turn, cost more CPU, 4.1-4.3
+/// against 4.0 us per file; a first buffer of 4 KiB + 32 instead of 8 KiB showed no gain.)
 #[cfg(feature = "uring")]
 pub(super) async fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
     let file = Arc::new(uring::open(path, OpenOptions::new().read(true)).await?);
