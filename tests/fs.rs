@@ -96,10 +96,14 @@ fn write_then_read_round_trips_and_write_replaces() {
     });
 }
 
+/// Around the io_uring path's first buffer (8 KiB, and 32 bytes past it, read once the size
+/// is known): the file that fills it exactly, one byte more, and an empty one.
 #[test]
 fn read_returns_whole_files_of_any_size() {
     on_both("sizes", |dir| async move {
-        for n in [1, 31, 32, 33, 4095, 4096, 4097, 1 << 20, (3 << 20) + 7] {
+        let edges = [8191, 8192, 8193, 8223, 8224, 8225, 16384, 16385];
+        for n in [0, 1, 31, 32, 33, 4095, 4096, 4097].into_iter().chain(edges).chain([1 << 20, (3 << 20) + 7])
+        {
             let path = dir.join(format!("f{n}"));
             std::fs::write(&path, pattern(n))?;
             let got = fs::read(&path).await?;
