@@ -587,6 +587,12 @@ impl Async<std::net::TcpStream> {
         self.completion().map_or(0, |(_, stream)| stream.unread())
     }
 
+    /// Whether a receive is in flight (io_uring driver; for tests).
+    #[cfg(all(test, feature = "uring"))]
+    pub(crate) fn receiving(&self) -> bool {
+        self.completion().is_some_and(|(_, stream)| stream.receiving())
+    }
+
     /// `AsyncBufRead::consume` on the io_uring driver: `n` bytes of the lent buffer were read
     /// (nothing on epoll).
     pub fn consume_tcp(&mut self, n: usize) {

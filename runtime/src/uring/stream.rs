@@ -382,6 +382,13 @@ impl Shared {
         self.recv.borrow().queued
     }
 
+    /// Whether a receive (into the ring or the stream's own buffer) is in flight.
+    #[cfg(test)]
+    pub(crate) fn receiving(&self) -> bool {
+        let recv = self.recv.borrow();
+        recv.armed || recv.own_in_flight
+    }
+
     /// `poll_read` without waiting: `WouldBlock` when nothing is queued. (Never parks: a
     /// waker stored here would replace that of a task waiting in `poll_read`.)
     pub(crate) fn try_read(self: &Rc<Self>, uring: &Uring, buf: &mut [u8]) -> io::Result<usize> {

@@ -87,27 +87,43 @@ fn a_stream_nobody_reads_stops_receiving_at_the_read_ahead_cap() {
         });
         turn_until(|| writer.is_finished()).await;
         let (total, peer) = writer.join().unwrap();
+        reactor_turn().await; // the cancel's completion is in
+        assert!(!ours.receiving(), "stopped at the cap");
         let held = ours.unread();
         assert!(held >= READ_AHEAD, "the cap was reached ({held} bytes held)");
         // The cancel lands in the next enter; completions the kernel posted before it (one
         // enter's worth: a multishot receive reads up to 32 buffers per wake-up) still add
         // to the queue. Without the cap the stream takes the whole ring (4 MiB).
         assert!(held <= READ_AHEAD + 1024 * 1024, "{held} bytes held by a stream nobody reads");
-        drop(peer); // end of stream after the data
+        // Reading it down to half the cap starts the receive again at once, not only when the
+        // queue is empty: the peer's next bytes are on their way while the rest is read.
         let mut got = 0usize;
+        let mut buf = vec![0; 4096];
+        while ours.unread() >= READ_AHEAD / 2 {
+            let n = read_some(&ours, &mut buf).await;
+            check_pattern(&buf[..n], got);
+            got += n;
+        }
+        assert!(ours.unread() > 0 && ours.receiving(), "the receive starts again at half the cap");
+        drop(peer); // end of stream after the data
         let mut buf = vec![0; 64 * 1024];
         loop {
             let n = read_some(&ours, &mut buf).await;
             if n == 0 {
                 break;
             }
-            for (i, &b) in buf[..n].iter().enumerate() {
-                assert_eq!(b, ((got + i) % (16 * 1024) % 251) as u8, "byte {} is wrong", got + i);
-            }
+            check_pattern(&buf[..n], got);
             got += n;
         }
         assert_eq!(got, total, "every byte written arrived");
     });
+}
+
+/// The writer's pattern: byte `at + i` of the stream.
+fn check_pattern(bytes: &[u8], at: usize) {
+    for (i, &b) in bytes.iter().enumerate() {
+        assert_eq!(b, ((at + i) % (16 * 1024) % 251) as u8, "byte {} is wrong", at + i);
+    }
 }
 
 /// Out of buffers: more streams hold unread data than the ring has buffers, so receives end
@@ -265,5 +281,52 @@ fn a_listener_dropped_while_accepting_stops_listening() {
         reactor_turn().await;
         let err = TcpStream::connect(addr).expect_err("nothing listens there any more");
         assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    });
+}
+
+/// Out of buffers, then end of stream: streams whose peers wrote and closed while the ring was
+/// held by other streams must still read every byte and then the end, which for the last of
+/// them arrives through a receive into the stream's own buffer (`on_recv_own`'s zero).
+#[test]
+fn starved_streams_still_see_the_end_of_stream() {
+    let Some(rt) = uring_runtime() else { return };
+    rt.block_on(async {
+        const STREAMS: usize = 96;
+        const EACH: usize = 80 * 1024;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut servers = Vec::new();
+        let mut writers = Vec::new();
+        for i in 0..STREAMS {
+            let client = Async::new_tcp(TcpStream::connect(addr).unwrap()).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            servers.push(Async::new_tcp(server).unwrap());
+            let data: Vec<u8> = (0..EACH).map(|j| (i + j) as u8).collect();
+            writers.push(crate::spawn(async move {
+                write_all(&client, &data).await;
+                poll_fn(|cx| client.poll_flush_stream(cx)).await.unwrap();
+                drop(client); // the end of stream, once the bytes are sent
+            }));
+        }
+        let uring = crate::context::with_current(|core| core.reactor.clone()).unwrap();
+        turn_until(|| uring.uring().unwrap().starvations.get() > 0).await;
+        for (i, server) in servers.iter().enumerate() {
+            let mut got = Vec::with_capacity(EACH);
+            let mut buf = vec![0; 16 * 1024];
+            loop {
+                let n = crate::time::timeout(Duration::from_secs(20), read_some(server, &mut buf))
+                    .await
+                    .unwrap_or_else(|_| panic!("stream {i} never ended"));
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(got.len(), EACH, "stream {i}'s length");
+            assert!(got.iter().enumerate().all(|(j, &b)| b == (i + j) as u8), "stream {i}'s bytes");
+        }
+        for writer in writers {
+            writer.await.unwrap();
+        }
     });
 }
