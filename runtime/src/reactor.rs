@@ -573,6 +573,7 @@ impl Reactor {
     pub(crate) fn deregister(&self, io: &Rc<ScheduledIo>, fd: BorrowedFd<'_>) {
         self.sources.set(self.sources.get() - 1);
         io.facts.set(io.facts.get() | facts::GONE);
+        #[cfg_attr(not(feature = "uring"), allow(clippy::infallible_destructuring_match))]
         let epoll = match &self.backend {
             Backend::Epoll(epoll) => epoll,
             // The poll request holds the source until its last completion (uring/mod.rs).

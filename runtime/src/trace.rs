@@ -275,6 +275,7 @@ impl Tracer {
     }
 
     /// A request queued for the kernel (io_uring driver).
+    #[cfg(feature = "uring")]
     pub(crate) fn submission(&self, op: &str, fd: RawFd, user_data: u64) {
         self.line(format_args!("  submit {op} fd={fd} user_data={user_data:#x}"));
         if self.is_chrome() {
@@ -284,6 +285,7 @@ impl Tracer {
     }
 
     /// The loop enters the kernel (io_uring driver): submits `queued` requests and waits.
+    #[cfg(feature = "uring")]
     pub(crate) fn uring_enter(&self, queued: usize, timeout: Option<Duration>) {
         self.wait_began.set(Some(Instant::now()));
         match timeout {
@@ -293,6 +295,7 @@ impl Tracer {
     }
 
     /// What the enter returned: how many completions are ready.
+    #[cfg(feature = "uring")]
     pub(crate) fn uring_return(&self, completions: usize) {
         let began = self.wait_began.take().unwrap_or_else(Instant::now);
         let waited = began.elapsed();
@@ -307,6 +310,7 @@ impl Tracer {
     }
 
     /// One completion (io_uring driver): which request, its result, and whether more follow.
+    #[cfg(feature = "uring")]
     pub(crate) fn completion(&self, op: &str, user_data: u64, result: i32, more: bool) {
         let more = if more { " (more follow)" } else { "" };
         self.line(format_args!("  completion {op} user_data={user_data:#x} result={result}{more}"));

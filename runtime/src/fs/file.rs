@@ -37,7 +37,9 @@ use futures_io::{AsyncRead, AsyncSeek, AsyncWrite};
 
 #[cfg(feature = "uring")]
 use super::uring;
-use super::{asyncify, uring_active, Metadata};
+#[cfg(feature = "uring")]
+use super::uring_active;
+use super::{asyncify, Metadata};
 use crate::task::JoinHandle;
 
 /// The most one `poll_read` reads ahead, or one `poll_write` takes, per operation: tokio's

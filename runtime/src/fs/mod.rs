@@ -58,11 +58,10 @@ pub use metadata::{FileType, Metadata};
 pub use read_dir::{read_dir, DirEntry, ReadDir};
 
 /// Whether this thread's runtime runs the io_uring driver: the one check that picks a path.
+/// (Without the `uring` feature there is no such path, and no call.)
+#[cfg(feature = "uring")]
 fn uring_active() -> bool {
-    #[cfg(feature = "uring")]
-    return crate::uring::op::active();
-    #[cfg(not(feature = "uring"))]
-    return false;
+    crate::uring::op::active()
 }
 
 /// Runs `f` on the blocking pool and awaits its result.
