@@ -626,3 +626,30 @@ async fn fill_buf_lends_the_bytes_and_reads_take_the_rest_in_order() -> io::Resu
     assert!(end.is_empty(), "end of stream is an empty fill_buf");
     Ok(())
 }
+
+/// A `try_read` that finds nothing must not take the place of a task parked in `read` on the
+/// same stream: that task is still woken when the bytes come. (On io_uring, `try_read` once
+/// parked a no-op waker in the read slot, and the reader hung.) On both drivers.
+#[mini::test]
+async fn try_read_leaves_a_parked_reader_its_wake() -> io::Result<()> {
+    let (mut client, server) = tcp_pair().await?;
+    let (mut read_half, write_half) = server.into_split();
+    let reader = mini::spawn(async move {
+        let mut buf = [0; 8];
+        let n = read_half.read(&mut buf).await?;
+        Ok::<_, io::Error>(buf[..n].to_vec())
+    });
+    reactor_turn().await; // the reader is parked in its read
+    assert!(!reader.is_finished());
+    let stream: &TcpStream = write_half.as_ref();
+    let err = stream.try_read(&mut [0; 8]).expect_err("nothing has been sent");
+    assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    client.write_all(b"hello").await?;
+    client.flush().await?;
+    let got = mini::time::timeout(std::time::Duration::from_secs(20), reader)
+        .await
+        .expect("the parked reader was never woken")
+        .unwrap()?;
+    assert_eq!(got, b"hello");
+    Ok(())
+}
