@@ -371,14 +371,22 @@ impl Uring {
         false
     }
 
-    /// Called by the stream code on a request's last completion.
+    /// Runs `f` with the `Rc` that a request holds (lent: its count is not touched), then, if
+    /// this is the request's last completion, gives that reference back.
     ///
     /// # Safety
     ///
-    /// As `release`.
-    pub(crate) unsafe fn release_stream<T>(&self, user_data: u64) -> Rc<T> {
-        // SAFETY: passed on.
-        unsafe { self.release(user_data) }
+    /// `user_data` came from `push_holding` with an `Rc<T>`, and no earlier completion of
+    /// that request was its last.
+    unsafe fn with_held<T>(&self, user_data: u64, last: bool, f: impl FnOnce(&Rc<T>)) {
+        // SAFETY: the request's reference is alive until it is given back below; the
+        // `ManuallyDrop` lends it without a second count and never drops it.
+        let held = std::mem::ManuallyDrop::new(unsafe { Rc::from_raw(address::<T>(user_data)) });
+        f(&held);
+        if last {
+            // SAFETY: the caller's promise: this completion is the request's last.
+            drop(unsafe { self.release::<T>(user_data) });
+        }
     }
 }
 

@@ -715,43 +715,20 @@ fn noop_waker() -> std::task::Waker {
     std::task::Waker::from(std::sync::Arc::new(Noop))
 }
 
-/// Dispatches a stream's completion (`Tag::Recv`, `Tag::Send`; `Tag::Accept` for listeners).
+/// Dispatches a stream's completion (`Tag::Recv`, `Tag::RecvOwn`, `Tag::Send`; `Tag::Accept`
+/// for listeners) to the state its request holds.
 pub(super) fn complete(uring: &Uring, tag: Tag, c: Completion, more: bool) {
-    match tag {
-        Tag::Recv => {
-            // SAFETY: the receive holds a reference of its `Shared`, borrowed here as an `Rc`
-            // without touching the count (`ManuallyDrop`: this one is never dropped); it is
-            // released below, only at the request's last completion, after this use.
-            let shared =
-                std::mem::ManuallyDrop::new(unsafe { Rc::from_raw(super::address::<Shared>(c.user_data)) });
-            shared.on_recv(uring, &c, more); // `shared` is not used after this
-            if !more {
-                // SAFETY: this was the receive's last completion.
-                drop(unsafe { uring.release_stream::<Shared>(c.user_data) });
-            }
+    // SAFETY: in each arm, the tag says which `Rc` the request holds (`push_holding` in
+    // `arm_recv`, `submit_send`, `recv_own`, `Acceptor::arm`); a multishot request's last
+    // completion is the one without `more`, a one-shot request's is its only one.
+    unsafe {
+        match tag {
+            Tag::Recv => uring.with_held::<Shared>(c.user_data, !more, |s| s.on_recv(uring, &c, more)),
+            Tag::Send => uring.with_held::<Shared>(c.user_data, true, |s| s.on_send(uring, &c)),
+            Tag::RecvOwn => uring.with_held::<Shared>(c.user_data, true, |s| s.on_recv_own(uring, &c)),
+            Tag::Accept => uring.with_held::<Acceptor>(c.user_data, !more, |a| a.on_accept(uring, &c, more)),
+            _ => {}
         }
-        Tag::Send => {
-            // SAFETY: a send is one-shot: this is its last completion.
-            let shared = unsafe { uring.release_stream::<Shared>(c.user_data) };
-            shared.on_send(uring, &c);
-        }
-        Tag::RecvOwn => {
-            // SAFETY: one-shot, like a send.
-            let shared = unsafe { uring.release_stream::<Shared>(c.user_data) };
-            shared.on_recv_own(uring, &c);
-        }
-        Tag::Accept => {
-            // SAFETY: as for the receive above: the request's reference, borrowed, released
-            // below at its last completion.
-            let acceptor =
-                std::mem::ManuallyDrop::new(unsafe { Rc::from_raw(super::address::<Acceptor>(c.user_data)) });
-            acceptor.on_accept(uring, &c, more); // `acceptor` is not used after this
-            if !more {
-                // SAFETY: this was the accept's last completion.
-                drop(unsafe { uring.release_stream::<Acceptor>(c.user_data) });
-            }
-        }
-        _ => {}
     }
 }
 
@@ -763,16 +740,16 @@ pub(super) fn complete(uring: &Uring, tag: Tag, c: Completion, more: bool) {
 pub(super) unsafe fn complete_at_shutdown(uring: &Uring, c: Completion, more: bool) {
     match super::Tag::of(c.user_data) {
         // SAFETY: the caller's promise.
-        Tag::Recv if !more => drop(unsafe { uring.release_stream::<Shared>(c.user_data) }),
+        Tag::Recv if !more => drop(unsafe { uring.release::<Shared>(c.user_data) }),
         // SAFETY: the caller's promise.
-        Tag::Send | Tag::RecvOwn => drop(unsafe { uring.release_stream::<Shared>(c.user_data) }),
+        Tag::Send | Tag::RecvOwn => drop(unsafe { uring.release::<Shared>(c.user_data) }),
         Tag::Accept => {
             if c.result >= 0 {
                 drop(ring::owned_fd(c.result)); // accepted during shutdown: closed
             }
             if !more {
                 // SAFETY: the caller's promise.
-                drop(unsafe { uring.release_stream::<Acceptor>(c.user_data) });
+                drop(unsafe { uring.release::<Acceptor>(c.user_data) });
             }
         }
         _ => {}
