@@ -2,7 +2,7 @@
 //! kernel refuses io_uring).
 
 use std::future::poll_fn;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::rc::Rc;
 use std::time::Duration;
@@ -167,29 +167,34 @@ fn streams_starved_of_buffers_resume_when_buffers_come_back() {
 
 /// A stream dropped with bytes still queued to send: its send buffer stays alive and its
 /// socket open until the kernel has sent them; the peer reads them all, then end of stream.
+/// (Without the duplicate fd kept at close, the peer got less.) All on the loop's thread, so
+/// that it runs under valgrind too.
 #[test]
 fn a_stream_dropped_with_sends_in_flight_still_delivers_them() {
     let Some(rt) = uring_runtime() else { return };
-    let mut peer = rt.block_on(async {
+    rt.block_on(async {
         let (ours, peer) = pair();
         let data: Vec<u8> = (0..200 * 1024).map(|j| (j % 253) as u8).collect();
-        // More than the socket buffers hold while the peer does not read: some stays queued.
+        // More than the socket buffers take at once while the peer does not read: some is
+        // still queued, or in flight, when the stream is dropped.
         for chunk in data.chunks(60 * 1024) {
             write_all(&ours, chunk).await;
         }
         drop(ours);
-        peer
-    });
-    // The loop must go on turning for the sends to complete: read on another thread.
-    let reader = std::thread::spawn(move || {
-        peer.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let peer = Async::new_tcp(peer).unwrap();
         let mut all = Vec::new();
-        peer.read_to_end(&mut all).map(|_| all)
+        let mut buf = vec![0; 64 * 1024];
+        loop {
+            let read = crate::time::timeout(Duration::from_secs(20), read_some(&peer, &mut buf));
+            let n = read.await.expect("the rest never came, nor the end");
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(all.len(), 200 * 1024);
+        assert!(all.iter().enumerate().all(|(j, &b)| b == (j % 253) as u8));
     });
-    rt.block_on(turn_until(|| reader.is_finished()));
-    let all = reader.join().unwrap().expect("read until end of stream");
-    assert_eq!(all.len(), 200 * 1024);
-    assert!(all.iter().enumerate().all(|(j, &b)| b == (j % 253) as u8));
 }
 
 /// The accept-ahead limit: a listener stops accepting at `ACCEPT_AHEAD` queued connections
