@@ -44,6 +44,11 @@ pub(crate) mod cqe {
 /// `IORING_ENTER_GETEVENTS`: wait for completions (and, with DEFER_TASKRUN, post them).
 const GETEVENTS: u32 = 1;
 
+/// A duration as the kernel's `__kernel_timespec`.
+fn timespec(d: Duration) -> types::Timespec {
+    types::Timespec::new().sec(d.as_secs()).nsec(d.subsec_nanos())
+}
+
 /// One completion, copied out of the shared ring.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Completion {
@@ -63,11 +68,11 @@ impl std::fmt::Debug for Ring {
     }
 }
 
-/// The opcodes the driver cannot work without, with the kernel version that brought them
-/// (for the message when one is missing).
-const REQUIRED: [(u8, &str); 6] = [
+/// The opcodes the driver cannot work without (for the message when one is missing). The
+/// multishot forms of receive (6.0) and accept (5.19) are flags, which a probe cannot see;
+/// the kernel has them whenever it accepts `DEFER_TASKRUN` (6.1), which `Ring::new` asks for.
+const REQUIRED: [(u8, &str); 5] = [
     (opcode::PollAdd::CODE, "IORING_OP_POLL_ADD"),
-    (opcode::PollRemove::CODE, "IORING_OP_POLL_REMOVE"),
     (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL"),
     (opcode::Accept::CODE, "IORING_OP_ACCEPT"),
     (opcode::Recv::CODE, "IORING_OP_RECV"),
@@ -155,7 +160,7 @@ impl Ring {
             }
             Some(t) if t.is_zero() => self.flush(),
             Some(t) => {
-                let ts = types::Timespec::new().sec(t.as_secs()).nsec(t.subsec_nanos());
+                let ts = timespec(t);
                 let args = types::SubmitArgs::new().timespec(&ts);
                 self.ring.submitter().submit_with_args(1, &args)
             }
@@ -183,11 +188,12 @@ impl Ring {
     /// it retries a request that was being completed when asked (`EALREADY`), so when it
     /// returns the request holds nothing any more (a file being closed, in particular).
     pub(crate) fn cancel_sync(&self, target: u64, timeout: Duration) -> io::Result<()> {
-        let ts = types::Timespec::new().sec(timeout.as_secs()).nsec(timeout.subsec_nanos());
-        self.ring.submitter().register_sync_cancel(Some(ts), types::CancelBuilder::user_data(target))
+        self.ring
+            .submitter()
+            .register_sync_cancel(Some(timespec(timeout)), types::CancelBuilder::user_data(target))
     }
 
-    /// Copies up to `out.len()` ready completions into `out`; returns how many.
+    /// Appends up to `max` ready completions to `out`, and frees their slots in the ring.
     pub(crate) fn completions(&mut self, out: &mut Vec<Completion>, max: usize) {
         let mut cq = self.ring.completion();
         for entry in cq.by_ref().take(max) {
@@ -215,20 +221,19 @@ impl Ring {
     }
 }
 
-/// A request that is its own completion's only purpose (cancels, removes), built here so
-/// callers need not name the crate's types.
+/// A cancel of the request whose `user_data` is `target` (any kind, polls included).
 pub(crate) fn cancel(target: u64, user_data: u64) -> squeue::Entry {
     opcode::AsyncCancel::new(target).build().user_data(user_data)
+}
+
+/// A cancel of every request in flight (5.19), for the driver's shutdown.
+pub(crate) fn cancel_all(user_data: u64) -> squeue::Entry {
+    opcode::AsyncCancel2::new(types::CancelBuilder::any()).build().user_data(user_data)
 }
 
 /// `IORING_OP_POLL_ADD`, multishot, for `mask` (epoll flags) on `fd`.
 pub(crate) fn poll_multishot(fd: i32, mask: u32, user_data: u64) -> squeue::Entry {
     opcode::PollAdd::new(types::Fd(fd), mask).multi(true).build().user_data(user_data)
-}
-
-/// `IORING_OP_POLL_REMOVE` of the poll request `target`.
-pub(crate) fn poll_remove(target: u64, user_data: u64) -> squeue::Entry {
-    opcode::PollRemove::new(target).build().user_data(user_data)
 }
 
 /// A multishot receive into buffers of group `group` (`IORING_OP_RECV` with
@@ -261,15 +266,6 @@ pub(crate) fn owned_fd(fd: i32) -> std::os::fd::OwnedFd {
     debug_assert!(fd >= 0);
     // SAFETY: a completed accept's result is a new fd that nothing else in the process owns.
     unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
-}
-
-/// Whether the kernel supports the multishot receive and accept and the buffer ring, which
-/// the completion path for TCP needs (6.0). Checked once per ring.
-pub(crate) fn has_multishot(ring: &Ring) -> bool {
-    let mut probe = io_uring::Probe::new();
-    ring.ring.submitter().register_probe(&mut probe).is_ok()
-        && probe.is_supported(opcode::RecvMulti::CODE)
-        && probe.is_supported(opcode::AcceptMulti::CODE)
 }
 
 // ---------------------------------------------------------------------------------------------

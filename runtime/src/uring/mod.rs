@@ -160,9 +160,6 @@ impl Uring {
         let buffers = BufRing::new(BUFFERS, BUFFER_SIZE);
         ring.register_buf_ring(&buffers, stream::GROUP)
             .map_err(|e| format!("IORING_REGISTER_PBUF_RING: {e}; the kernel lacks buffer rings (5.19)"))?;
-        if !sys::has_multishot(&ring) {
-            return Err("the kernel lacks multishot receive/accept (6.0)".into());
-        }
         let uring = Uring {
             ring: RefCell::new(ring),
             buffers: RefCell::new(buffers),
@@ -239,11 +236,7 @@ impl Uring {
     ///
     /// [`cancel_and_wait`]: Uring::cancel_and_wait
     pub(crate) fn cancel_now(&self, target: u64, fd: i32) {
-        let entry = if Tag::of(target) == Tag::Poll {
-            sys::poll_remove(target, Tag::Ignore as u64)
-        } else {
-            sys::cancel(target, Tag::Ignore as u64)
-        };
+        let entry = sys::cancel(target, Tag::Ignore as u64);
         // SAFETY: a cancel names no memory, only the target's user_data (a number).
         unsafe { self.push(&entry, "cancel", fd) };
         self.flush();
@@ -398,11 +391,8 @@ impl Drop for Uring {
     /// under the kernel.
     fn drop(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(1);
-        let entry = io_uring::opcode::AsyncCancel2::new(io_uring::types::CancelBuilder::any())
-            .build()
-            .user_data(Tag::Ignore as u64);
         // SAFETY: a cancel names no memory.
-        unsafe { self.ring.get_mut().push(&entry) };
+        unsafe { self.ring.get_mut().push(&sys::cancel_all(Tag::Ignore as u64)) };
         let mut completions = Vec::new();
         while self.in_flight.get() > 0 && Instant::now() < deadline {
             if self.ring.get_mut().enter(Some(Duration::from_millis(10))).is_err() {
