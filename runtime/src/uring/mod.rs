@@ -328,38 +328,33 @@ impl Uring {
                 return true;
             }
             Tag::Ignore => {}
-            Tag::Poll => {
-                // SAFETY: the request holds a reference of the source until its last
-                // completion, which is released below, after this use.
-                let io = unsafe { &*address::<ScheduledIo>(c.user_data) };
-                if c.result > 0 {
-                    io.ready_event(c.result as u32);
-                }
-                if more && io.is_gone() {
-                    // Still armed after `disarm_poll`: its remove came while the poll was
-                    // being completed (`EALREADY`) and did nothing. Remove it again, or it
-                    // would hold the socket open for good (the peer never sees the close).
-                    self.cancel_now(c.user_data, io.fd());
-                }
-                if !more {
-                    // SAFETY: a poll's user_data comes from `arm_poll`'s `push_holding`, and
-                    // this completion is its last.
-                    let io = unsafe { self.release::<ScheduledIo>(c.user_data) };
+            // SAFETY: a poll's user_data comes from `arm_poll`'s `push_holding` with the
+            // source's `Rc`; a multishot request's last completion is the one without `more`.
+            Tag::Poll => unsafe {
+                self.with_held::<ScheduledIo>(c.user_data, !more, |io| {
+                    if c.result > 0 {
+                        io.ready_event(c.result as u32);
+                    }
+                    if more && io.is_gone() {
+                        // Posted before `disarm_poll`'s cancel (then this cancel finds nothing), or
+                        // still armed because that synchronous cancel gave up after a second:
+                        // cancel again, or it would hold the socket open for good.
+                        self.cancel_now(c.user_data, io.fd());
+                    }
                     // Ended by the kernel (a full completion queue; not `disarm_poll`'s
                     // cancel): arm it again. A poll that failed (EBADF: the fd was closed
                     // behind its owner's back) is not re-armed: it would fail again at once.
-                    if !io.is_gone() && c.result >= 0 {
-                        self.arm_poll(&io, io.fd());
+                    if !more && !io.is_gone() && c.result >= 0 {
+                        self.arm_poll(io, io.fd());
                     }
-                }
-            }
+                })
+            },
             Tag::Recv | Tag::RecvOwn | Tag::Send | Tag::Accept => stream::complete(self, tag, c, more),
-            Tag::Op => {
-                // SAFETY: an op's request is one-shot: this completion is its last, and its
-                // user_data comes from `op::submit`'s `push_holding`.
-                let slot = unsafe { self.release::<op::Slot>(c.user_data) };
-                slot.complete(c.result);
-            }
+            // SAFETY: an op's user_data comes from `op::submit`'s `push_holding` with its
+            // slot's `Rc`; the request is one-shot, so this completion is its last.
+            Tag::Op => unsafe {
+                self.with_held::<op::Slot>(c.user_data, true, |slot| slot.complete(c.result))
+            },
         }
         false
     }

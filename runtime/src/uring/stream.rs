@@ -481,7 +481,8 @@ impl Shared {
                 uring.give_back(bid);
                 drop(recv);
                 if more {
-                    // Its cancel came while it was running (`EALREADY`): cancel it again.
+                    // Posted before `close`'s cancel (then this finds nothing), or still
+                    // armed because that synchronous cancel gave up after a second.
                     uring.cancel_now(c.user_data, self.fd.get());
                 }
                 return;
@@ -841,7 +842,8 @@ impl Acceptor {
             if state.closed {
                 drop(state);
                 if more {
-                    // Its cancel came while it was running (`EALREADY`): cancel it again.
+                    // Posted before `close`'s cancel (then this finds nothing), or still
+                    // armed because that synchronous cancel gave up after a second.
                     uring.cancel_now(c.user_data, self.fd);
                 }
                 return; // the listener is gone: the connection is closed (fd dropped)
