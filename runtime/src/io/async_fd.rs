@@ -507,7 +507,7 @@ impl Async<std::net::TcpStream> {
                 sys::set_nonblocking(stream.as_fd())?; // as `Async::new` does
                 let reactor = reactor.clone().expect("checked above");
                 let source = reactor.unregistered_source(stream.as_fd());
-                let shared = crate::uring::stream::Shared::new(uring, source.clone(), stream.as_fd())?;
+                let shared = crate::uring::stream::Shared::new(uring, source.clone(), stream.as_fd());
                 return Ok(Async { io: Some(stream), source, reactor, stream: Some(shared), acceptor: None });
             }
         }

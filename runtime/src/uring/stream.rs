@@ -187,6 +187,13 @@ struct Send {
     shut: bool,
 }
 
+impl Send {
+    /// Bytes taken by `poll_write` and not sent yet.
+    fn queued(&self) -> usize {
+        self.in_flight.len() - self.sent + self.pending.len()
+    }
+}
+
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let recv = self.recv.borrow();
@@ -195,10 +202,10 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
-    /// Takes over `fd` (a connected TCP socket, non-blocking as on epoll: io_uring waits for
-    /// a socket's readiness itself, through an internal poll) and starts receiving.
-    pub(crate) fn new(uring: &Uring, io: Rc<ScheduledIo>, fd: BorrowedFd<'_>) -> io::Result<Rc<Shared>> {
-        sys::set_nonblocking(fd)?;
+    /// Takes over `fd`, a connected TCP socket already in non-blocking mode (as on epoll:
+    /// io_uring waits for a socket's readiness itself, through an internal poll; `new_tcp`
+    /// sets the mode), and starts receiving.
+    pub(crate) fn new(uring: &Uring, io: Rc<ScheduledIo>, fd: BorrowedFd<'_>) -> Rc<Shared> {
         let shared = Rc::new(Shared {
             io,
             fd: Cell::new(fd.as_raw_fd()),
@@ -209,7 +216,7 @@ impl Shared {
             send: RefCell::default(),
         });
         shared.arm_recv(uring);
-        Ok(shared)
+        shared
     }
 
     fn arm_recv(self: &Rc<Self>, uring: &Uring) {
@@ -291,9 +298,7 @@ impl Shared {
     #[inline]
     fn update_write_readiness(&self) {
         let send = self.send.borrow();
-        let writable = self.failed.get().is_some()
-            || send.shut
-            || send.in_flight.len() - send.sent + send.pending.len() < SEND_QUEUE;
+        let writable = self.failed.get().is_some() || send.shut || send.queued() < SEND_QUEUE;
         drop(send);
         self.io.set_write_state(writable);
     }
@@ -412,7 +417,7 @@ impl Shared {
     pub(crate) fn try_write(self: &Rc<Self>, uring: &Uring, buf: &[u8]) -> io::Result<usize> {
         let full = {
             let send = self.send.borrow();
-            send.in_flight.len() - send.sent + send.pending.len() >= SEND_QUEUE
+            send.queued() >= SEND_QUEUE
         };
         if full && self.failed.get().is_none() && !self.send.borrow().shut {
             return Err(io::ErrorKind::WouldBlock.into());
@@ -552,7 +557,7 @@ impl Shared {
             return Poll::Ready(Err(e));
         }
         let mut send = self.send.borrow_mut();
-        let queued = send.in_flight.len() - send.sent + send.pending.len();
+        let queued = send.queued();
         if queued >= SEND_QUEUE {
             drop(send);
             return self.park_writer(cx);
